@@ -1,0 +1,49 @@
+import type { InferneoError } from '../errors.js';
+import type { Datatype } from '../protocol/datatypes.js';
+import type { Tensor } from '../protocol/tensor.js';
+
+/**
+ * What the scheduler and the registry need from a backend (Python workers over ZeroMQ, or a Triton
+ * server). A new backend is a new folder beside `python/` implementing this, and nothing else changes.
+ */
+
+export interface TensorSignature {
+  name: string;
+  datatype: Datatype;
+  /** With a leading -1 when the model batches; -1 marks any variable dimension. */
+  shape: number[];
+}
+
+/** What a backend learnt about a version when it loaded it. */
+export interface LoadedVersion {
+  platform: string;
+  backend: string;
+  maxBatchSize: number;
+  inputs: TensorSignature[];
+  outputs: TensorSignature[];
+}
+
+/** One request of a batch. `outputs` empty or absent means all of the model's outputs. */
+export interface BackendRequest {
+  inputs: Tensor[];
+  outputs?: string[];
+}
+
+/** A request's result: its outputs, or an error that concerns this request only. */
+export type BackendResponse = { outputs: Tensor[] } | { error: InferneoError };
+
+export interface Backend {
+  readonly name: string;
+  /** Loads a version (on every host that may serve it); rejects with LOAD_FAILED and the reason. */
+  load(model: string, version: string): Promise<LoadedVersion>;
+  /** Stops serving a version and frees it; succeeds when it was not loaded. */
+  unload(model: string, version: string): Promise<void>;
+  /** Whether a request for this version could be dispatched now. */
+  isServing(model: string, version: string): boolean;
+  /**
+   * Runs a batch of requests in one backend call. Resolves with one response per request, in order;
+   * rejects only when the whole batch failed (the worker was lost, the call timed out).
+   */
+  infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,184 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+/**
+ * The orchestrator's configuration: one schema with every default, read from a YAML file
+ * (`worker-config/inferneo.yaml` unless `INFERNEO_CONFIG` names another) and overridden by
+ * environment variables. It is validated once, at start-up, with messages that name the key, where
+ * the value came from and the value itself.
+ */
+
+const port = z.int().min(0).max(65535);
+const positiveMs = z.int().min(1);
+
+export const configSchema = z
+  .object({
+    http: z
+      .object({
+        /** Interface the data plane and admin API listen on. @defaultValue '0.0.0.0' */
+        host: z.string().min(1).default('0.0.0.0'),
+        /** HTTP port (KServe v2 / Triton HTTP, admin, metrics). 0 = any free port. @defaultValue 8000 */
+        port: port.default(8000),
+        /** Largest request body accepted; larger ones get 413. @defaultValue 67108864 (64 MiB) */
+        max_request_bytes: z.int().min(1024).default(64 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    grpc: z
+      .object({
+        /** gRPC port (Triton's GRPCInferenceService). @defaultValue 8001 */
+        port: port.default(8001),
+      })
+      .strict()
+      .prefault({}),
+    /** Model repository in Triton's layout. @defaultValue './model-repository' */
+    model_repository: z.string().min(1).default('./model-repository'),
+    /** Bearer token for /admin; empty = generated at start. @defaultValue '' */
+    admin_token: z.string().default(''),
+    /** Redis holding the registry, routes and job queues. @defaultValue 'redis://127.0.0.1:6379' */
+    redis_url: z
+      .string()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+    models: z
+      .object({
+        /** Models loaded at start: names, or '*' for every model in the repository. @defaultValue ['*'] */
+        startup: z.array(z.string().min(1)).default(['*']),
+      })
+      .strict()
+      .prefault({}),
+    workers: z
+      .object({
+        /** ROUTER endpoint workers connect to; '' = a private ipc:// path. @defaultValue '' */
+        bind: z.string().default(''),
+        /** Local worker processes the orchestrator starts and supervises. @defaultValue 2 */
+        spawn: z.int().min(0).max(64).default(2),
+        /** Python interpreter for spawned workers. @defaultValue '.venv/bin/python' */
+        python: z.string().min(1).default('.venv/bin/python'),
+        /** Directory holding the inferneo_worker package. @defaultValue 'worker' */
+        package_dir: z.string().min(1).default('worker'),
+        /** Worker YAML config given to spawned workers. @defaultValue 'worker-config/worker.yaml' */
+        config: z.string().default('worker-config/worker.yaml'),
+        /** @defaultValue 1000 */
+        heartbeat_interval_ms: positiveMs.default(1000),
+        /** Silence after which a worker is declared dead. @defaultValue 5000 */
+        heartbeat_timeout_ms: positiveMs.default(5000),
+        /** Time a worker has to answer an inference call. @defaultValue 60000 */
+        request_timeout_ms: positiveMs.default(60_000),
+        /** Time a worker has to load a model version. @defaultValue 120000 */
+        load_timeout_ms: positiveMs.default(120_000),
+        /** Time start-up waits for the spawned workers to connect. @defaultValue 60000 */
+        connect_timeout_ms: positiveMs.default(60_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.workers.heartbeat_timeout_ms <= c.workers.heartbeat_interval_ms) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workers', 'heartbeat_timeout_ms'],
+        message: `must be larger than workers.heartbeat_interval_ms (${c.workers.heartbeat_interval_ms})`,
+      });
+    }
+  });
+
+export type InferneoConfig = z.infer<typeof configSchema>;
+
+type Coerce = 'int' | 'string' | 'list';
+
+/** Environment variables and the keys they override. */
+export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; type: Coerce }[] = [
+  { env: 'INFERNEO_HTTP_HOST', path: ['http', 'host'], type: 'string' },
+  { env: 'INFERNEO_HTTP_PORT', path: ['http', 'port'], type: 'int' },
+  { env: 'INFERNEO_MAX_REQUEST_BYTES', path: ['http', 'max_request_bytes'], type: 'int' },
+  { env: 'INFERNEO_GRPC_PORT', path: ['grpc', 'port'], type: 'int' },
+  { env: 'INFERNEO_MODEL_REPOSITORY', path: ['model_repository'], type: 'string' },
+  { env: 'INFERNEO_ADMIN_TOKEN', path: ['admin_token'], type: 'string' },
+  { env: 'REDIS_URL', path: ['redis_url'], type: 'string' },
+  { env: 'INFERNEO_STARTUP_MODELS', path: ['models', 'startup'], type: 'list' },
+  { env: 'INFERNEO_WORKER_BIND', path: ['workers', 'bind'], type: 'string' },
+  { env: 'INFERNEO_WORKERS', path: ['workers', 'spawn'], type: 'int' },
+  { env: 'INFERNEO_PYTHON', path: ['workers', 'python'], type: 'string' },
+  { env: 'INFERNEO_WORKER_CONFIG', path: ['workers', 'config'], type: 'string' },
+];
+
+export const DEFAULT_CONFIG_FILE = 'worker-config/inferneo.yaml';
+
+export interface LoadConfigOptions {
+  /** YAML file; undefined = `INFERNEO_CONFIG`, else DEFAULT_CONFIG_FILE when it exists, else none. */
+  file?: string;
+  /** @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+function coerce(raw: string, type: Coerce): unknown {
+  if (type === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (type === 'int') return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  return raw;
+}
+
+function valueAt(object: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = object;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
+}
+
+/** Reads, overrides and validates the configuration. Throws ConfigError naming the key and bad value. */
+export function loadConfig(options: LoadConfigOptions = {}): InferneoConfig {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env['INFERNEO_CONFIG'] ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let raw: Record<string, unknown> = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      const parsed: unknown = parseYaml(text);
+      if (parsed !== null && parsed !== undefined) {
+        if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${file} must hold a YAML mapping`);
+        raw = parsed as Record<string, unknown>;
+      }
+    } catch (err) {
+      if (err instanceof YAMLParseError) throw new ConfigError(`config file ${file} is not valid YAML: ${err.message}`);
+      throw err;
+    }
+  }
+
+  const sources = new Map<string, string>();
+  for (const { env: name, path, type } of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let cur = raw;
+    for (const key of path.slice(0, -1)) {
+      if (typeof cur[key] !== 'object' || cur[key] === null) cur[key] = {};
+      cur = cur[key] as Record<string, unknown>;
+    }
+    cur[path[path.length - 1]!] = coerce(value, type);
+    sources.set(path.join('.'), name);
+  }
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = issue.path.map(String).join('.');
+      if (issue.code === 'unrecognized_keys') {
+        const where = key === '' ? '' : ` in '${key}'`;
+        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}`;
+      }
+      const from = sources.get(key) ?? (file !== undefined ? file : 'defaults');
+      return `${key} = ${JSON.stringify(valueAt(raw, issue.path))} (from ${from}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,220 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { PythonBackend } from './backends/python/python-backend.js';
+import { WorkerPool } from './backends/python/worker-pool.js';
+import { WorkerSupervisor } from './backends/python/worker-supervisor.js';
+import { type InferneoConfig, loadConfig } from './config/index.js';
+import { ConfigError } from './errors.js';
+import { ModelRegistry } from './registry/model-registry.js';
+import { HttpServer } from './server/http-server.js';
+import { createV2Router } from './server/v2-api.js';
+
+/**
+ * Wires the orchestrator together and owns the order of start and stop: Redis, the worker socket,
+ * the supervised workers, the start-up models, then the HTTP listener; and the reverse on close.
+ */
+
+export const ServerState = {
+  STARTING: 'starting',
+  RUNNING: 'running',
+  CLOSING: 'closing',
+  CLOSED: 'closed',
+} as const;
+export type ServerState = (typeof ServerState)[keyof typeof ServerState];
+
+export interface InferneoServer {
+  readonly config: InferneoConfig;
+  /** The port the HTTP API really listens on (useful with `http.port: 0`). */
+  readonly httpPort: number;
+  /** The ROUTER endpoint workers connect to. */
+  readonly workerEndpoint: string;
+  readonly registry: ModelRegistry;
+  readonly pool: WorkerPool;
+  readonly supervisor: WorkerSupervisor | undefined;
+  state(): ServerState;
+  /** Stops everything this server started. Idempotent. */
+  close(): Promise<void>;
+}
+
+function log(message: string): void {
+  console.error(`[inferneo] ${message}`);
+}
+
+async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5_000 });
+  redis.on('error', () => undefined); // reported through `status` and failed commands instead
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}. Set REDIS_URL or start redis-server.`, { cause: err });
+  }
+  return redis;
+}
+
+function waitForWorkers(pool: WorkerPool, count: number, timeoutMs: number): Promise<void> {
+  if (pool.sessions().length >= count) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pool.off('worker-connected', check);
+      reject(new Error(`only ${pool.sessions().length} of ${count} workers connected within ${timeoutMs} ms; see the worker logs above`));
+    }, timeoutMs);
+    const check = (): void => {
+      if (pool.sessions().length < count) return;
+      clearTimeout(timer);
+      pool.off('worker-connected', check);
+      resolve();
+    };
+    pool.on('worker-connected', check);
+  });
+}
+
+export async function startInferneo(config: InferneoConfig): Promise<InferneoServer> {
+  let state: ServerState = ServerState.STARTING;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async (): Promise<void> => {
+    if (state === ServerState.CLOSING || state === ServerState.CLOSED) return;
+    state = ServerState.CLOSING;
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        log(`error while stopping: ${(err as Error).message}`);
+      }
+    }
+    state = ServerState.CLOSED;
+  };
+
+  try {
+    const redis = await connectRedis(config.redis_url);
+    cleanups.push(() => void redis.disconnect());
+
+    const pool = new WorkerPool({
+      bind: config.workers.bind,
+      heartbeatIntervalMs: config.workers.heartbeat_interval_ms,
+      heartbeatTimeoutMs: config.workers.heartbeat_timeout_ms,
+    });
+    await pool.start();
+    cleanups.push(() => pool.close());
+    const backend = new PythonBackend(pool, {
+      requestTimeoutMs: config.workers.request_timeout_ms,
+      loadTimeoutMs: config.workers.load_timeout_ms,
+    });
+    cleanups.push(() => backend.close());
+
+    const registry = new ModelRegistry(config.model_repository, backend, {
+      onStateChange: (model, version, s, reason) => log(`model ${model} v${version}: ${s}${reason !== undefined ? ` (${reason})` : ''}`),
+    });
+    await registry.refresh();
+
+    let supervisor: WorkerSupervisor | undefined;
+    if (config.workers.spawn > 0) {
+      supervisor = new WorkerSupervisor(pool, {
+        count: config.workers.spawn,
+        python: config.workers.python,
+        packageDir: config.workers.package_dir,
+        ...(config.workers.config !== '' ? { configFile: config.workers.config } : {}),
+        modelRepository: config.model_repository,
+      });
+      supervisor.start();
+      cleanups.push(() => supervisor!.close());
+      await waitForWorkers(pool, config.workers.spawn, config.workers.connect_timeout_ms);
+    }
+
+    const startup = config.models.startup.includes('*') ? registry.list().map((m) => m.name) : config.models.startup;
+    for (const name of startup) {
+      if (!registry.list().some((m) => m.name === name)) {
+        throw new ConfigError(`models.startup names '${name}', which is not in the model repository ${config.model_repository}`);
+      }
+    }
+    const failed: string[] = [];
+    await Promise.all(
+      startup.map((name) =>
+        registry.loadModel(name).catch((err: Error) => {
+          failed.push(name);
+          log(`could not load start-up model ${name}: ${err.message}`);
+        }),
+      ),
+    );
+
+    const http = new HttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      router: createV2Router({
+        registry,
+        backend,
+        maxRequestBytes: config.http.max_request_bytes,
+        isReady: () =>
+          state === ServerState.RUNNING &&
+          redis.status === 'ready' &&
+          failed.length === 0 &&
+          startup.every((name) => registry.isReady(name)),
+      }),
+      onInternalError: (err, req) => log(`internal error on ${req.method} ${req.url}: ${err.stack ?? err.message}`),
+    });
+    const httpPort = await http.listen();
+    cleanups.push(() => http.close());
+    state = ServerState.RUNNING;
+
+    return {
+      config,
+      httpPort,
+      workerEndpoint: pool.endpoint,
+      registry,
+      pool,
+      supervisor,
+      state: () => state,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function parseArgs(argv: string[]): { config?: string } {
+  const out: { config?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') out.config = argv[++i];
+    else if (arg.startsWith('--config=')) out.config = arg.slice('--config='.length);
+    else if (arg === '--help' || arg === '-h') {
+      console.log('usage: inferneo [--config FILE]   (see worker-config/inferneo.yaml; env overrides in README)');
+      process.exit(0);
+    } else throw new ConfigError(`unknown argument '${arg}'`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  let server: InferneoServer;
+  try {
+    const args = parseArgs(process.argv.slice(2));
+    const config = loadConfig(args.config !== undefined ? { file: args.config } : {});
+    server = await startInferneo(config);
+  } catch (err) {
+    console.error(`inferneo: ${(err as Error).message}`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  }
+  const host = server.config.http.host === '0.0.0.0' ? '127.0.0.1' : server.config.http.host;
+  console.log(`Inferneo is running.`);
+  console.log(`  KServe v2 / Triton HTTP  http://${host}:${server.httpPort}/v2`);
+  console.log(`  health                   http://${host}:${server.httpPort}/v2/health/ready`);
+  console.log(`  workers connect to       ${server.workerEndpoint}`);
+  console.log(`  model repository         ${path.resolve(server.config.model_repository)}`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal} received, stopping`);
+    void server.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

@@ -1,0 +1,66 @@
+import { InvalidArgumentError } from '../errors.js';
+import { decodeBytesElements } from './bytes-elements.js';
+import { type Datatype, elementSize } from './datatypes.js';
+
+/**
+ * A tensor in raw form, the one representation used between the HTTP/gRPC codecs, the scheduler
+ * and the backends. `data` is little-endian row-major (see datatypes.ts); it may be a view into a
+ * request body or a worker frame, so whoever holds a Tensor must not write into `data`.
+ */
+export interface Tensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data: Buffer;
+}
+
+/** Product of the dimensions; a shape of [] is a scalar (one element). */
+export function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Bytes that `shape` elements of `datatype` occupy, or undefined for BYTES. */
+export function byteSizeOf(datatype: Datatype, shape: readonly number[]): number | undefined {
+  const size = elementSize(datatype);
+  return size === undefined ? undefined : size * elementCount(shape);
+}
+
+/**
+ * Checks that `data` holds exactly the elements `shape` promises; for BYTES, that it parses into
+ * exactly that many length-prefixed elements. Throws INVALID_ARGUMENT naming the tensor.
+ */
+export function assertTensorSize(tensor: Tensor, role = 'input'): void {
+  const expected = byteSizeOf(tensor.datatype, tensor.shape);
+  if (expected !== undefined) {
+    if (tensor.data.length !== expected) {
+      throw new InvalidArgumentError(
+        `${role} '${tensor.name}': ${tensor.datatype} shape [${tensor.shape.join(',')}] needs ${expected} bytes, got ${tensor.data.length}`,
+      );
+    }
+    return;
+  }
+  const count = decodeBytesElements(tensor.data, tensor.name).length;
+  const want = elementCount(tensor.shape);
+  if (count !== want) {
+    throw new InvalidArgumentError(
+      `${role} '${tensor.name}': BYTES shape [${tensor.shape.join(',')}] needs ${want} elements, got ${count}`,
+    );
+  }
+}
+
+/** Validates a shape given by a client: a list of non-negative integers. */
+export function parseShape(value: unknown, what: string): number[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError(`${what}: 'shape' must be an array of integers`);
+  const shape: number[] = [];
+  for (const d of value) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new InvalidArgumentError(
+        `${what}: 'shape' must hold non-negative integers, got ${JSON.stringify(d)}`,
+      );
+    }
+    shape.push(d);
+  }
+  return shape;
+}

@@ -1,0 +1,64 @@
+// Brings a fresh clone to a runnable state, doing only what is missing or out of date:
+// node modules, the Python venv, the example models, the TypeScript build. Used by `npm start` and
+// `npm test`; `npm run setup` runs it alone.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { log, run, which } from './run.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const VENV_PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
+const REQUIREMENTS = ['worker/requirements.txt', 'worker/requirements-dev.txt'];
+
+function hashFiles(files) {
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(readFileSync(path.join(ROOT, f)));
+  return hash.digest('hex');
+}
+
+function mtime(file) {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+export function ensureNodeModules() {
+  const marker = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const lock = path.join(ROOT, 'package-lock.json');
+  if (existsSync(marker) && mtime(marker) >= mtime(lock)) return;
+  log('installing node modules (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT });
+}
+
+export function ensureVenv() {
+  const stamp = path.join(ROOT, '.venv', '.inferneo-requirements');
+  const want = hashFiles(REQUIREMENTS);
+  if (existsSync(VENV_PYTHON) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return;
+  const python = which('python3');
+  if (!python) throw new Error('python3 (3.10 or newer) is required for the worker; install it (Debian: apt-get install python3 python3-venv)');
+  if (!existsSync(VENV_PYTHON)) {
+    log('creating the Python venv in .venv');
+    run(python, ['-m', 'venv', path.join(ROOT, '.venv')]);
+  }
+  log(`installing ${REQUIREMENTS.join(' and ')} into .venv`);
+  run(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...REQUIREMENTS.flatMap((r) => ['-r', path.join(ROOT, r)])]);
+  writeFileSync(stamp, want);
+}
+
+export function ensureModels() {
+  run(VENV_PYTHON, [path.join(ROOT, 'model-repository', 'build_models.py')], { cwd: ROOT });
+}
+
+export function build() {
+  run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT });
+}
+
+export function setup() {
+  ensureNodeModules();
+  ensureVenv();
+  ensureModels();
+  build();
+}

@@ -1,0 +1,93 @@
+"""The contract between ``ModelHost`` and a model runner, and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy.typing as npt
+
+from ..errors import WorkerError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or output as model metadata reports it: ``shape`` uses -1 for variable dimensions
+    and includes the batch dimension (as -1) when ``max_batch_size > 0``."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a ``load`` result reports about a loaded version."""
+
+    platform: str
+    backend: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "backend": self.backend,
+            "max_batch_size": self.max_batch_size,
+            "inputs": [t.to_wire() for t in self.inputs],
+            "outputs": [t.to_wire() for t in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """One request of an ``infer`` call, decoded: input arrays by name, in the order received."""
+
+    inputs: Mapping[str, npt.NDArray[Any]]
+    outputs: tuple[str, ...] = ()
+    """Requested output names; empty means every output."""
+
+
+@dataclass(frozen=True)
+class InferResponse:
+    """The outcome of one request: its outputs, or the error that concerns it alone."""
+
+    outputs: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
+    error: WorkerError | None = None
+
+    @classmethod
+    def failed(cls, error: WorkerError) -> InferResponse:
+        return cls(error=error)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a runner did for one ``infer`` call: responses in request order plus the counters that
+    ``stats`` reports."""
+
+    responses: Sequence[InferResponse]
+    executions: int
+    """Model calls made (ONNX Runtime ``run`` or Python ``execute``)."""
+    compute_ns: int
+    """Time spent inside those calls."""
+    rows: int
+    """Inference count: batch rows of the requests that succeeded (1 per request when the model
+    does not batch)."""
+
+
+class Runner(Protocol):
+    """A loaded model version. ``infer`` may be called from several threads at once; the runner
+    serialises whatever must not run concurrently. ``close`` is idempotent and waits for calls in
+    progress; ``infer`` after ``close`` raises ``ModelNotReadyError``."""
+
+    @property
+    def metadata(self) -> ModelMetadata: ...
+
+    def infer(self, requests: Sequence[InferRequest]) -> RunReport: ...
+
+    def close(self) -> None: ...
