@@ -120,8 +120,9 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       });
       supervisor.start();
       cleanups.push(() => supervisor!.close());
-      await waitForWorkers(pool, config.workers.spawn, config.workers.connect_timeout_ms);
     }
+    const waitFor = config.workers.wait_for === -1 ? config.workers.spawn : config.workers.wait_for;
+    if (waitFor > 0) await waitForWorkers(pool, waitFor, config.workers.connect_timeout_ms);
 
     const startup = config.models.startup.includes('*') ? registry.list().map((m) => m.name) : config.models.startup;
     for (const name of startup) {

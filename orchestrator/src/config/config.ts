@@ -69,7 +69,12 @@ export const configSchema = z
         request_timeout_ms: positiveMs.default(60_000),
         /** Time a worker has to load a model version. @defaultValue 120000 */
         load_timeout_ms: positiveMs.default(120_000),
-        /** Time start-up waits for the spawned workers to connect. @defaultValue 60000 */
+        /**
+         * Workers that must be connected before start-up loads models: spawned ones, or remote ones
+         * (e.g. the `worker` service of docker-compose). -1 = as many as `spawn`. @defaultValue -1
+         */
+        wait_for: z.int().min(-1).max(1024).default(-1),
+        /** Time start-up waits for those workers to connect. @defaultValue 60000 */
         connect_timeout_ms: positiveMs.default(60_000),
       })
       .strict()
@@ -102,6 +107,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; typ
   { env: 'INFERNEO_STARTUP_MODELS', path: ['models', 'startup'], type: 'list' },
   { env: 'INFERNEO_WORKER_BIND', path: ['workers', 'bind'], type: 'string' },
   { env: 'INFERNEO_WORKERS', path: ['workers', 'spawn'], type: 'int' },
+  { env: 'INFERNEO_WAIT_FOR_WORKERS', path: ['workers', 'wait_for'], type: 'int' },
   { env: 'INFERNEO_PYTHON', path: ['workers', 'python'], type: 'string' },
   { env: 'INFERNEO_WORKER_CONFIG', path: ['workers', 'config'], type: 'string' },
 ];

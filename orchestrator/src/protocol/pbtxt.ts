@@ -115,9 +115,10 @@ function tokenize(text: string): Token[] {
     );
     if (num && (/[\d.+-]/.test(c) || /^[-+]?(inf|nan)/i.test(num[0]))) {
       const raw = num[0];
-      const body = raw.replace(/[fF]$/, '');
+      const hex = /^[-+]?0[xX]/.test(raw);
+      const body = hex ? raw : raw.replace(/[fF]$/, '');
       let value: number;
-      if (/^[-+]?0[xX]/.test(body)) value = (body.startsWith('-') ? -1 : 1) * parseInt(body.replace(/^[-+]?0[xX]/, ''), 16);
+      if (hex) value = (body.startsWith('-') ? -1 : 1) * parseInt(body.replace(/^[-+]?0[xX]/, ''), 16);
       else if (/inf/i.test(body)) value = body.startsWith('-') ? -Infinity : Infinity;
       else if (/nan/i.test(body)) value = NaN;
       else value = Number(body);
@@ -167,7 +168,7 @@ export function parsePbtxt(text: string): PbMessage {
         next();
         values.push(parseMessage(v.text === '{' ? '}' : '>'));
       } else if (isPunct(v, '[')) {
-        if (!hasColon) fail(`expected ':' before '[' for field '${t.text}'`, v);
+        // `input [ { … } ]` without a colon is how Triton's docs write message lists.
         next();
         if (isPunct(peek(), ']')) next();
         else {
