@@ -110,7 +110,10 @@ export class ModelRegistry {
       record = this.version(name, version).version;
     } else {
       record = [...model.versions.values()].filter((v) => v.state === VersionState.READY).sort((a, b) => Number(b.version) - Number(a.version))[0];
-      if (record === undefined) throw new ModelNotReadyError(`model '${name}' has no ready version; load it first`);
+      if (record === undefined) {
+        const states = [...model.versions.values()].map((v) => `version ${v.version}: ${v.state}${v.reason !== undefined ? ` (${v.reason})` : ''}`);
+        throw new ModelNotReadyError(`model '${name}' has no ready version${states.length > 0 ? `: ${states.join('; ')}` : ''}`);
+      }
     }
     if (record.state !== VersionState.READY) {
       throw new ModelNotReadyError(
