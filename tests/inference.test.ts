@@ -161,7 +161,7 @@ describe('inference end to end (real workers)', function () {
     assert.equal((await fetch(`${stack.url}/v2/models/text_stats/ready`)).status, 400);
     const refused = await post('/v2/models/text_stats/infer', { inputs: [{ name: 'TEXT', datatype: 'BYTES', shape: [1, 1], data: ['x'] }] });
     assert.equal(refused.status, 503);
-    assert.match(((await refused.json()) as { error: string }).error, /not ready \(unloaded\)/);
+    assert.match(((await refused.json()) as { error: string }).error, /no ready version: version 1: unloaded/);
     const afterUnload = (await (await post('/v2/repository/index', { ready: true })).json()) as { name: string }[];
     assert.ok(!afterUnload.some((r) => r.name === 'text_stats'));
 
