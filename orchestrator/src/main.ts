@@ -117,6 +117,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
         packageDir: config.workers.package_dir,
         ...(config.workers.config !== '' ? { configFile: config.workers.config } : {}),
         modelRepository: config.model_repository,
+        extraArgs: config.workers.extra_args,
       });
       supervisor.start();
       cleanups.push(() => supervisor!.close());

@@ -34,6 +34,7 @@ export async function startStack(tweak: (config: InferneoConfig) => void = () =>
     },
   });
   config.workers.package_dir = path.join(ROOT, 'worker');
+  config.workers.extra_args = ['--log-level', process.env['INFERNEO_TEST_WORKER_LOG'] ?? 'warning'];
   tweak(config);
   const server = await startInferneo(config);
   return Object.assign(server, { url: `http://127.0.0.1:${server.httpPort}` });

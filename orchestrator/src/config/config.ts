@@ -59,6 +59,8 @@ export const configSchema = z
         python: z.string().min(1).default('.venv/bin/python'),
         /** Directory holding the inferneo_worker package. @defaultValue 'worker' */
         package_dir: z.string().min(1).default('worker'),
+        /** Extra command-line arguments for spawned workers, e.g. ['--log-level', 'warning']. @defaultValue [] */
+        extra_args: z.array(z.string()).default([]),
         /** Worker YAML config given to spawned workers. @defaultValue 'worker-config/worker.yaml' */
         config: z.string().default('worker-config/worker.yaml'),
         /** @defaultValue 1000 */

@@ -1,0 +1,44 @@
+"""Draws a benchmark's JSON results as a PNG: p50/p99 latency and throughput per path and concurrency."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(results_path: str, png_path: str) -> None:
+    with open(results_path, encoding="utf-8") as f:
+        results = json.load(f)
+    models = list(results["models"].keys())
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        paths = results["models"][model]
+        names = list(paths.keys())
+        concurrencies = sorted({int(c) for p in paths.values() for c in p}, key=int)
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            xs = [j + i * width for j in range(len(concurrencies))]
+            p50 = [paths[name][str(c)]["p50_ms"] for c in concurrencies]
+            p99 = [paths[name][str(c)]["p99_ms"] for c in concurrencies]
+            rps = [paths[name][str(c)]["throughput_rps"] for c in concurrencies]
+            axes[row][0].bar(xs, p99, width, label=f"{name} p99", alpha=0.45)
+            axes[row][0].bar(xs, p50, width, label=f"{name} p50")
+            axes[row][1].bar(xs, rps, width, label=name)
+        for ax, title, unit in ((axes[row][0], "latency", "ms"), (axes[row][1], "throughput", "requests/s")):
+            ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(concurrencies))])
+            ax.set_xticklabels([f"concurrency {c}" for c in concurrencies])
+            ax.set_title(f"{model}: {title}")
+            ax.set_ylabel(unit)
+            ax.legend(fontsize=8)
+    fig.suptitle(results.get("title", "Inferneo benchmark"))
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
