@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, startStack, VENV_PYTHON } from './support/stack.js';
+
+const run = promisify(execFile);
+
+/** The README's examples, run as a user would, against a real stack. */
+describe('examples (real workers)', function () {
+  this.timeout(120_000);
+  let stack: Awaited<ReturnType<typeof startStack>>;
+  before(async () => {
+    stack = await startStack((c) => {
+      c.workers.spawn = 1;
+    });
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  it('examples/basic-inference.mjs', async () => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, 'examples', 'basic-inference.mjs'), '--url', stack.url]);
+    assert.match(stdout, /server: inferneo/);
+    assert.match(stdout, /classifier v1: label \d, probabilities/);
+    assert.match(stdout, /classifier v2: label \d, probabilities/);
+    assert.match(stdout, /binary: model_version 2/);
+    assert.match(stdout, /text_stats: HELLO INFERNEO \(14 chars\), GRÜSSE \(5 chars\)/);
+  });
+
+  it('examples/basic_inference.py', async () => {
+    const { stdout } = await run(VENV_PYTHON, [path.join(ROOT, 'examples', 'basic_inference.py'), '--url', stack.url]);
+    assert.match(stdout, /classifier v1: labels \[.*\]; matches local ONNX Runtime: True/);
+    assert.match(stdout, /classifier v2: labels \[.*\]; matches local ONNX Runtime: True/);
+  });
+});
