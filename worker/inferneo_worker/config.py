@@ -111,14 +111,18 @@ class WorkerConfig:
             f"must be 1 to {_MAX_WORKER_ID_BYTES} bytes of UTF-8 and not start with a NUL",
         )
         _require(self.threads >= 1, "threads", self.threads, "must be >= 1")
-        _require(self.intra_op_threads >= 1, "intra_op_threads", self.intra_op_threads, "must be >= 1")
+        _require(
+            self.intra_op_threads >= 1, "intra_op_threads", self.intra_op_threads, "must be >= 1"
+        )
         _require(
             len(self.models) > 0 and all(self.models),
             "models",
             list(self.models),
             'must be a non-empty list of model names (["*"] = any)',
         )
-        _require(self.memory_budget_mb >= 0, "memory_budget_mb", self.memory_budget_mb, "must be >= 0")
+        _require(
+            self.memory_budget_mb >= 0, "memory_budget_mb", self.memory_budget_mb, "must be >= 0"
+        )
         _require(
             self.heartbeat_interval_ms >= 1,
             "heartbeat_interval_ms",

@@ -1,9 +1,10 @@
 """Errors that cross the worker ⇄ orchestrator boundary.
 
-Every failure the worker reports carries one stable code from ``ErrorCode``; the table is shared with
-``orchestrator/src/errors.ts`` (a test checks that the two agree) and the orchestrator translates a
-code to an HTTP / gRPC status in one place. Code inside the worker raises a ``WorkerError`` subclass;
-the server turns it into an ``error`` message or a per-request ``{"error": …}`` entry.
+Every failure the worker reports carries one stable code from ``ErrorCode``; the table is shared
+with ``orchestrator/src/errors.ts`` (a test checks that the two agree) and the orchestrator
+translates a code to an HTTP / gRPC status in one place. Code inside the worker raises a
+``WorkerError`` subclass; the server turns it into an ``error`` message or a per-request
+``{"error": …}`` entry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 from typing import ClassVar
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """The stable error codes of protocol version 1 (docs/worker-protocol.md)."""
 
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
@@ -58,7 +59,7 @@ class WorkerError(Exception):
 class InvalidArgumentError(WorkerError):
     """A malformed message or a request that does not match the model.
 
-    ``field`` names what was wrong (a message field such as ``"model"``, or a tensor name) when known.
+    ``field`` names what was wrong, when known: a message field such as ``"model"``, or a tensor.
     """
 
     default_code = ErrorCode.INVALID_ARGUMENT

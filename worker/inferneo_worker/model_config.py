@@ -183,9 +183,14 @@ class _Parser:
         if token.kind == "punct" and token.text in _CLOSING:
             self._next()
             return self._message(_CLOSING[token.text]), False
+        # The colon is optional before a message or a list of messages: `input [ { … } ]`.
+        if token.kind == "punct" and token.text == "[":
+            self._next()
+            return self._list(), True
         if not (token.kind == "punct" and token.text == ":"):
             raise self._error(
-                token, f"expected ':' or '{{' after field '{name.text}', got {self._describe(token)}"
+                token,
+                f"expected ':' or '{{' after field '{name.text}', got {self._describe(token)}",
             )
         self._next()
         token = self._peek()
@@ -206,7 +211,9 @@ class _Parser:
             if token.kind == "punct" and token.text == "]":
                 return items
             if not (token.kind == "punct" and token.text == ","):
-                raise self._error(token, f"expected ',' or ']' in list, got {self._describe(token)}")
+                raise self._error(
+                    token, f"expected ',' or ']' in list, got {self._describe(token)}"
+                )
 
     def _value(self) -> Any:
         token = self._next()
@@ -218,7 +225,9 @@ class _Parser:
                 return -self._number(operand)
             if operand.kind == "ident" and operand.text.lower() in ("inf", "infinity", "nan"):
                 return -float(operand.text)
-            raise self._error(operand, f"expected a number after '-', got {self._describe(operand)}")
+            raise self._error(
+                operand, f"expected a number after '-', got {self._describe(operand)}"
+            )
         if token.kind == "number":
             return self._number(token)
         if token.kind == "string":
@@ -469,7 +478,9 @@ def _tensor_json(tensor: TensorConfig, *, is_input: bool) -> dict[str, Any]:
         "is_shape_tensor": False,
     }
     if is_input:
-        out.update({"format": "FORMAT_NONE", "allow_ragged_batch": False, "optional": tensor.optional})
+        out.update(
+            {"format": "FORMAT_NONE", "allow_ragged_batch": False, "optional": tensor.optional}
+        )
     else:
         out["label_filename"] = ""
     if tensor.reshape is not None:
@@ -509,7 +520,9 @@ class _Reader:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if not isinstance(item, dict):
-                raise self._fail(path + key, f"must be a message or a list of messages, got {item!r}")
+                raise self._fail(
+                    path + key, f"must be a message or a list of messages, got {item!r}"
+                )
         return items
 
     def int_list(self, raw: Mapping[str, Any], key: str, *, path: str) -> tuple[int, ...]:
@@ -529,7 +542,9 @@ class _Reader:
             raise self._fail(prefix + "data_type", f"unknown or missing data type {data_type!r}")
         dims = self.int_list(raw, "dims", path=prefix)
         if any(d < -1 or d == 0 for d in dims):
-            raise self._fail(prefix + "dims", f"dimensions must be positive or -1, got {list(dims)}")
+            raise self._fail(
+                prefix + "dims", f"dimensions must be positive or -1, got {list(dims)}"
+            )
         reshape: tuple[int, ...] | None = None
         if "reshape" in raw:
             reshape_message = raw["reshape"]
@@ -596,7 +611,9 @@ def load_model_config(path: Path, *, default_name: str) -> ModelConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ModelConfigError(f"cannot read the model configuration: {exc}", source=source) from None
+        raise ModelConfigError(
+            f"cannot read the model configuration: {exc}", source=source
+        ) from None
     return ModelConfig.from_dict(
         parse_text_format(text, source=source), default_name=default_name, source=source
     )

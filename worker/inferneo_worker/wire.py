@@ -81,7 +81,7 @@ def datatype_of(array: npt.NDArray[Any], *, tensor: str = "") -> str:
     if kind in "OSU":
         return BYTES
     for name, dtype in _NUMERIC_DTYPES.items():
-        # Compare ignoring byte order: a big-endian array is re-encoded little-endian on the way out.
+        # Byte order is ignored: a big-endian array is re-encoded little-endian on the way out.
         if dtype.kind == kind and dtype.itemsize == array.dtype.itemsize:
             return name
     raise UnsupportedError(
@@ -154,7 +154,8 @@ def from_numpy(name: str, array: npt.NDArray[Any]) -> Tensor:
         return Tensor(name, datatype, shape, _encode_bytes(array))
     wire_dtype = _NUMERIC_DTYPES[datatype]
     contiguous = np.ascontiguousarray(array, dtype=wire_dtype)
-    return Tensor(name, datatype, shape, memoryview(contiguous.reshape(-1)).cast("B"))
+    flat: Any = contiguous.reshape(-1)
+    return Tensor(name, datatype, shape, memoryview(flat).cast("B"))
 
 
 def _encode_bytes(array: npt.NDArray[Any]) -> bytes:
@@ -162,10 +163,7 @@ def _encode_bytes(array: npt.NDArray[Any]) -> bytes:
     for item in array.reshape(-1, order="C"):
         # Same rule as Triton's serialize_byte_tensor: bytes pass through, anything else is its
         # str() in UTF-8, so a model may return either bytes or str elements.
-        if isinstance(item, bytes | bytearray):
-            element = bytes(item)
-        else:
-            element = str(item).encode("utf-8")
+        element = bytes(item) if isinstance(item, bytes | bytearray) else str(item).encode("utf-8")
         parts.append(_LENGTH_PREFIX.pack(len(element)))
         parts.append(element)
     return b"".join(parts)
@@ -177,14 +175,14 @@ def parse_tensor(value: object, *, where: str) -> Tensor:
         raise InvalidArgumentError(f"{where}: a tensor must be a map", field=where)
     name = value.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"{where}: tensor 'name' must be a non-empty string", field=where)
+        raise InvalidArgumentError(
+            f"{where}: tensor 'name' must be a non-empty string", field=where
+        )
     datatype = value.get("datatype")
     if not isinstance(datatype, str):
         raise InvalidArgumentError(f"tensor '{name}': 'datatype' must be a string", field=name)
     shape = value.get("shape")
-    if not isinstance(shape, list | tuple) or not all(
-        type(d) is int and d >= 0 for d in shape
-    ):
+    if not isinstance(shape, list | tuple) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidArgumentError(
             f"tensor '{name}': 'shape' must be a list of non-negative integers, got {shape!r}",
             field=name,

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy.typing as npt
 
 from ..errors import InvalidArgumentError
 from ..wire import datatype_of
@@ -25,7 +22,9 @@ class InputSpec:
 
 
 def _shape_matches(shape: tuple[int, ...], dims: tuple[int, ...]) -> bool:
-    return len(shape) == len(dims) and all(d == -1 or d == s for s, d in zip(shape, dims, strict=True))
+    return len(shape) == len(dims) and all(
+        d == -1 or d == s for s, d in zip(shape, dims, strict=True)
+    )
 
 
 def _expected(dims: tuple[int, ...], max_batch_size: int) -> list[int]:
@@ -46,7 +45,8 @@ def validate_request(
     for name in request.inputs:
         if name not in inputs:
             raise InvalidArgumentError(
-                f"unexpected input '{name}' (the model's inputs are {', '.join(inputs)})", field=name
+                f"unexpected input '{name}' (the model's inputs are {', '.join(inputs)})",
+                field=name,
             )
     missing = [s.name for s in inputs.values() if not s.optional and s.name not in request.inputs]
     if missing:
@@ -78,12 +78,14 @@ def validate_request(
             rows, shape = shape[0], shape[1:]
             if not 1 <= rows <= max_batch_size:
                 raise InvalidArgumentError(
-                    f"input '{name}' has batch size {rows}, the model accepts 1 to {max_batch_size}",
+                    f"input '{name}' has batch size {rows}; the model accepts 1 to "
+                    f"{max_batch_size}",
                     field=name,
                 )
             if batch is not None and rows != batch:
                 raise InvalidArgumentError(
-                    f"input '{name}' has batch size {rows} but other inputs have {batch}", field=name
+                    f"input '{name}' has batch size {rows} but other inputs have {batch}",
+                    field=name,
                 )
             batch = rows
         if not _shape_matches(shape, spec.dims):
@@ -93,8 +95,3 @@ def validate_request(
                 field=name,
             )
     return batch if batch is not None else 1
-
-
-def batch_rows(arrays: Mapping[str, npt.NDArray[Any]]) -> int:
-    """Rows of a validated batching request (all inputs share the first dimension)."""
-    return int(next(iter(arrays.values())).shape[0]) if arrays else 0

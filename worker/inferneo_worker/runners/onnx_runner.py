@@ -18,7 +18,13 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from ..errors import InternalError, InvalidArgumentError, LoadFailedError, ModelNotReadyError, WorkerError
+from ..errors import (
+    InternalError,
+    InvalidArgumentError,
+    LoadFailedError,
+    ModelNotReadyError,
+    WorkerError,
+)
 from ..model_config import ModelConfig, kserve_shape
 from ._validation import InputSpec, validate_request
 from .runner import InferRequest, InferResponse, ModelMetadata, RunReport, TensorSpec
@@ -135,7 +141,7 @@ class OnnxRunner:
                         f"{kind} '{node.name}' has ONNX type {node.type}, which the worker cannot "
                         "serve",
                         model=model,
-                    version=self._version,
+                        version=self._version,
                     )
                 ports[node.name] = _Port(
                     node.name, datatype, _ort_dims(node.shape, batching), None, False
@@ -247,7 +253,9 @@ class OnnxRunner:
             rows=total_rows,
         )
 
-    def _feeds(self, inputs: Mapping[str, npt.NDArray[Any]], rows: int) -> dict[str, npt.NDArray[Any]]:
+    def _feeds(
+        self, inputs: Mapping[str, npt.NDArray[Any]], rows: int
+    ) -> dict[str, npt.NDArray[Any]]:
         feeds: dict[str, npt.NDArray[Any]] = {}
         for name, array in inputs.items():
             port = self._inputs[name]
@@ -255,7 +263,8 @@ class OnnxRunner:
                 # ORT string tensors hold str; the wire carries bytes, which must then be UTF-8.
                 try:
                     array = np.array(
-                        [bytes(item).decode("utf-8") for item in array.reshape(-1)], dtype=np.object_
+                        [bytes(item).decode("utf-8") for item in array.reshape(-1)],
+                        dtype=np.object_,
                     ).reshape(array.shape)
                 except UnicodeDecodeError as exc:
                     raise InvalidArgumentError(
@@ -273,7 +282,7 @@ class OnnxRunner:
     def _groups(
         self, pending: list[tuple[int, int, dict[str, npt.NDArray[Any]]]]
     ) -> list[list[tuple[int, int, dict[str, npt.NDArray[Any]]]]]:
-        """Partition requests into model calls: same non-batch shapes, at most max_batch_size rows."""
+        """Partition requests into model calls: same non-batch shapes, <= max_batch_size rows."""
         if self._max_batch_size == 0:
             return [[item] for item in pending]
         by_signature: dict[tuple[Any, ...], list[list[tuple[int, int, dict[str, Any]]]]] = {}
@@ -301,8 +310,8 @@ class OnnxRunner:
         if self._max_batch_size > 0:
             if array.ndim == 0 or array.shape[0] < offset + rows:
                 raise InternalError(
-                    f"output '{name}' of model '{self._config.name}' has shape {list(array.shape)}, "
-                    f"which has no batch dimension of {offset + rows} rows"
+                    f"output '{name}' of model '{self._config.name}' has shape "
+                    f"{list(array.shape)}, which has no batch dimension of {offset + rows} rows"
                 )
             array = array[offset : offset + rows]
             if port.model_dims is not None:

@@ -52,8 +52,25 @@ _TRITON_TYPE_CODES: Final[Sequence[tuple[int, Any]]] = (
 
 _log = logging.getLogger("inferneo_worker.model")
 
+__all__ = [
+    "TRITON_STRING_TO_NUMPY",
+    "InferenceRequest",
+    "InferenceResponse",
+    "Logger",
+    "Tensor",
+    "TritonError",
+    "TritonModelException",
+    "get_input_config_by_name",
+    "get_input_tensor_by_name",
+    "get_output_config_by_name",
+    "get_output_tensor_by_name",
+    "numpy_to_triton_type",
+    "triton_string_to_numpy",
+    "triton_to_numpy_type",
+]
 
-class TritonModelException(Exception):
+
+class TritonModelException(Exception):  # noqa: N818 (Triton's name)
     """Raised by the utilities (and by models) for a failure of the whole ``execute`` call."""
 
     def __init__(self, msg: str) -> None:
@@ -65,7 +82,7 @@ class TritonModelException(Exception):
 
 
 class TritonError:
-    """An error for one response: ``InferenceResponse(output_tensors=[], error=TritonError(...))``."""
+    """The error of one response: ``InferenceResponse([], error=TritonError(msg, code))``."""
 
     UNKNOWN: ClassVar[int] = 0
     INTERNAL: ClassVar[int] = 1
@@ -174,7 +191,9 @@ class InferenceRequest:
         raise TritonModelException("decoupled models are not supported by the Inferneo worker")
 
     def exec(self, *args: Any, **kwargs: Any) -> Any:
-        raise TritonModelException("BLS (InferenceRequest.exec) is not supported by the Inferneo worker")
+        raise TritonModelException(
+            "BLS (InferenceRequest.exec) is not supported by the Inferneo worker"
+        )
 
     async def async_exec(self, *args: Any, **kwargs: Any) -> Any:
         raise TritonModelException(

@@ -1,0 +1,363 @@
+"""Owns the model versions loaded in this worker, keyed by (model, version).
+
+``ModelHost`` finds a version in the Triton-layout repository (``<repo>/<model>/config.pbtxt`` and
+``<repo>/<model>/<version>/model.onnx`` or ``model.py``), picks its runner, and keeps its lifecycle
+state and statistics. Every method is thread-safe: the server calls ``load``, ``unload`` and
+``infer`` from its executor threads and ``stats``/``loaded`` from the event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ._proc import rss_bytes
+from .errors import (
+    InvalidArgumentError,
+    LoadFailedError,
+    ModelNotReadyError,
+    NotFoundError,
+    UnavailableError,
+    UnsupportedError,
+    WorkerError,
+)
+from .model_config import ModelConfig, load_model_config
+from .runners import InferRequest, InferResponse, ModelMetadata, Runner, onnx_runner, python_runner
+
+_log = logging.getLogger(__name__)
+
+CONFIG_FILE: Final = "config.pbtxt"
+_VERSION_RE: Final = re.compile(r"[0-9]+")
+# One path component, not hidden, so that a model name can never leave the repository.
+_MODEL_NAME_RE: Final = re.compile(r"[^/\\\x00.][^/\\\x00]*")
+
+
+class ModelState(enum.Enum):
+    """Lifecycle of a version inside this worker; only READY versions serve or are reported."""
+
+    LOADING = "loading"
+    READY = "ready"
+    UNLOADING = "unloading"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What ``load`` reports."""
+
+    model: str
+    version: str
+    metadata: ModelMetadata
+    memory_bytes: int
+    """RSS growth measured around the load: an estimate (0 if nothing measurable)."""
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Counters of one loaded version since it was loaded."""
+
+    model: str
+    version: str
+    inference_count: int
+    """Rows inferred (batch size summed over successful requests)."""
+    execution_count: int
+    """Model calls (a batched call counts once)."""
+    compute_ns: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "compute_ns": self.compute_ns,
+        }
+
+
+class _Entry:
+    """One (model, version). ``state`` and ``runner`` change under ModelHost._lock; the counters
+    under ``counters``."""
+
+    __slots__ = (
+        "compute_ns",
+        "counters",
+        "execution_count",
+        "inference_count",
+        "info",
+        "runner",
+        "state",
+    )
+
+    def __init__(self) -> None:
+        self.state = ModelState.LOADING
+        self.runner: Runner | None = None
+        self.info: LoadedModel | None = None
+        self.counters = threading.Lock()
+        self.inference_count = 0
+        self.execution_count = 0
+        self.compute_ns = 0
+
+
+class ModelHost:
+    """Loads, serves and unloads model versions from one repository."""
+
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        models: Sequence[str] = ("*",),
+        intra_op_threads: int = 1,
+        memory_budget_bytes: int = 0,
+    ) -> None:
+        self._repository = repository
+        self._allowed = None if "*" in models else frozenset(models)
+        self._intra_op_threads = intra_op_threads
+        self._memory_budget_bytes = memory_budget_bytes
+        # _lock guards _entries, _key_locks and _closed; a key lock serialises load and unload of
+        # one version (held for the whole load, so never take _lock and then a key lock).
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._closed = False
+
+    @property
+    def repository(self) -> Path:
+        return self._repository
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def _check_names(self, model: str, version: str) -> None:
+        if not _MODEL_NAME_RE.fullmatch(model):
+            raise InvalidArgumentError(f"invalid model name {model!r}", field="model")
+        if self._allowed is not None and model not in self._allowed:
+            raise NotFoundError(
+                f"model '{model}' is not one of the models this worker hosts "
+                f"({', '.join(sorted(self._allowed))})",
+                model=model,
+                version=version,
+            )
+        if not _VERSION_RE.fullmatch(version):
+            raise NotFoundError(
+                f"model '{model}' has no version {version!r} (versions are decimal numbers)",
+                model=model,
+                version=version,
+            )
+
+    def _exists(self, model: str, version: str) -> bool:
+        return (self._repository / model / version).is_dir()
+
+    def _not_loaded(self, model: str, version: str) -> WorkerError:
+        if self._exists(model, version):
+            return ModelNotReadyError(
+                f"model '{model}' version {version} is not loaded", model=model, version=version
+            )
+        return NotFoundError(
+            f"model '{model}' version {version} is not in the repository",
+            model=model,
+            version=version,
+        )
+
+    def _resolve(self, model: str, version: str) -> tuple[ModelConfig, Path]:
+        model_dir = self._repository / model
+        config_file = model_dir / CONFIG_FILE
+        if not model_dir.is_dir():
+            raise NotFoundError(f"model '{model}' is not in the repository", model=model)
+        if not config_file.is_file():
+            raise LoadFailedError(
+                f"model '{model}' has no {CONFIG_FILE}", model=model, version=version
+            )
+        config = load_model_config(config_file, default_name=model)
+        if config.name != model:
+            raise LoadFailedError(
+                f"{config_file} names the model '{config.name}' but its directory is '{model}'",
+                model=model,
+                version=version,
+            )
+        available = [
+            int(p.name) for p in model_dir.iterdir() if p.is_dir() and _VERSION_RE.fullmatch(p.name)
+        ]
+        if int(version) not in available or not (model_dir / version).is_dir():
+            raise NotFoundError(
+                f"model '{model}' has no version {version} in the repository (it has "
+                f"{', '.join(str(v) for v in sorted(available)) or 'none'})",
+                model=model,
+                version=version,
+            )
+        if int(version) not in config.version_policy.select(available):
+            raise NotFoundError(
+                f"model '{model}' version {version} is not served by its version_policy "
+                f"({config.version_policy.kind})",
+                model=model,
+                version=version,
+            )
+        return config, model_dir / version
+
+    def _create_runner(self, config: ModelConfig, version: str, version_dir: Path) -> Runner:
+        onnx_file = version_dir / (config.default_model_filename or "model.onnx")
+        python_file = version_dir / "model.py"
+        kind: str | None = None
+        if config.platform == onnx_runner.PLATFORM or config.backend == onnx_runner.BACKEND:
+            kind = "onnx"
+        elif config.backend == python_runner.BACKEND:
+            kind = "python"
+        elif not config.platform and not config.backend:
+            # Triton would refuse; guessing from the file present is what its auto-complete does.
+            kind = "onnx" if onnx_file.is_file() else "python" if python_file.is_file() else None
+        if kind is None:
+            what = config.platform or config.backend or "(none)"
+            raise UnsupportedError(
+                f"model '{config.name}' uses platform/backend {what}; this worker serves "
+                "onnxruntime_onnx and python models",
+                feature=what,
+            )
+        model_file = onnx_file if kind == "onnx" else python_file
+        if not model_file.is_file():
+            raise LoadFailedError(
+                f"model '{config.name}' version {version} has no {model_file.name}",
+                model=config.name,
+                version=version,
+            )
+        if kind == "onnx":
+            return onnx_runner.OnnxRunner(
+                config, version, model_file, intra_op_threads=self._intra_op_threads
+            )
+        return python_runner.PythonRunner(config, version, model_file, model_dir=version_dir.parent)
+
+    def _key_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def load(self, model: str, version: str) -> LoadedModel:
+        """Load a version (or return it if already loaded); blocks for the whole load."""
+        self._check_names(model, version)
+        key = (model, version)
+        with self._key_lock(key):
+            with self._lock:
+                if self._closed:
+                    raise UnavailableError("the worker is shutting down")
+                entry = self._entries.get(key)
+                if entry is not None and entry.info is not None:
+                    return entry.info
+                entry = self._entries[key] = _Entry()
+            try:
+                runner, loaded = self._load_entry(model, version)
+            except BaseException:
+                with self._lock:
+                    del self._entries[key]
+                raise
+            with self._lock:
+                entry.runner, entry.info = runner, loaded
+                entry.state = ModelState.READY
+            _log.info(
+                "loaded %s version %s (%s, ~%d MiB)",
+                model,
+                version,
+                loaded.metadata.platform,
+                loaded.memory_bytes >> 20,
+            )
+            return loaded
+
+    def _load_entry(self, model: str, version: str) -> tuple[Runner, LoadedModel]:
+        config, version_dir = self._resolve(model, version)
+        before = rss_bytes()
+        try:
+            runner = self._create_runner(config, version, version_dir)
+        except WorkerError:
+            raise
+        except Exception as exc:
+            raise LoadFailedError(
+                f"loading model '{model}' version {version} failed: {type(exc).__name__}: {exc}",
+                model=model,
+                version=version,
+            ) from exc
+        memory = max(0, rss_bytes() - before)
+        if self._memory_budget_bytes:
+            with self._lock:
+                used = sum(e.info.memory_bytes for e in self._entries.values() if e.info)
+            if used + memory > self._memory_budget_bytes:
+                runner.close()
+                raise UnavailableError(
+                    f"loading model '{model}' version {version} (~{memory >> 20} MiB) would "
+                    f"exceed the worker's memory budget of {self._memory_budget_bytes >> 20} MiB "
+                    f"(~{used >> 20} MiB in use)"
+                )
+        return runner, LoadedModel(model, version, runner.metadata, memory)
+
+    def unload(self, model: str, version: str) -> None:
+        """Unload a version, waiting for its calls in progress; unloading what is not loaded
+        (including names that could never be loaded) succeeds, as the protocol asks."""
+        key = (model, version)
+        with self._key_lock(key):
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None:
+                    return
+                entry.state = ModelState.UNLOADING
+                runner = entry.runner
+            try:
+                if runner is not None:
+                    runner.close()
+            finally:
+                with self._lock:
+                    self._entries.pop(key, None)
+        _log.info("unloaded %s version %s", model, version)
+
+    def close(self) -> None:
+        """Unload everything (``finalize`` for Python models) and refuse new loads. Idempotent."""
+        with self._lock:
+            self._closed = True
+            keys = list(self._entries)
+        for model, version in keys:
+            try:
+                self.unload(model, version)
+            except Exception:
+                _log.exception("unloading %s version %s failed", model, version)
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def infer(
+        self, model: str, version: str, requests: Sequence[InferRequest]
+    ) -> list[InferResponse]:
+        """Run one ``infer`` call; per-request failures are in the responses, whole-call ones
+        are raised."""
+        self._check_names(model, version)
+        with self._lock:
+            entry = self._entries.get((model, version))
+            runner = entry.runner if entry is not None and entry.state is ModelState.READY else None
+        if entry is None or runner is None:
+            raise self._not_loaded(model, version)
+        report = runner.infer(requests)
+        with entry.counters:
+            entry.inference_count += report.rows
+            entry.execution_count += report.executions
+            entry.compute_ns += report.compute_ns
+        return list(report.responses)
+
+    def stats(self) -> list[ModelStats]:
+        with self._lock:
+            ready = [(k, e) for k, e in self._entries.items() if e.state is ModelState.READY]
+        out: list[ModelStats] = []
+        for (model, version), entry in ready:
+            with entry.counters:
+                out.append(
+                    ModelStats(
+                        model,
+                        version,
+                        entry.inference_count,
+                        entry.execution_count,
+                        entry.compute_ns,
+                    )
+                )
+        return out
+
+    def loaded(self) -> list[tuple[str, str]]:
+        """(model, version) of every READY version."""
+        with self._lock:
+            return [k for k, e in self._entries.items() if e.state is ModelState.READY]
