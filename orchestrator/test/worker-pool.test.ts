@@ -121,15 +121,30 @@ describe('worker-pool', () => {
     await assert.rejects(pool.request(session, { type: 'stats' }, 0), { code: 'UNAVAILABLE' });
   });
 
-  it('treats a second hello as a restart: the old incarnation loses its requests', async () => {
+  it('treats a hello from a new process as a restart: the old incarnation loses its requests', async () => {
     const p = peer('again');
     await p.hello();
     await p.receive();
     const pending = pool.request(pool.session(p.id)!, { type: 'infer' }, 0);
     await p.receive();
-    await p.hello();
+    await p.hello({ pid: 2 });
     await assert.rejects(pending, /said hello again/);
     assert.equal(pool.sessions().length, 1);
+    assert.equal(pool.session(p.id)!.pid, 2);
+  });
+
+  it('treats a repeated hello from the same process as re-registration: nothing is lost', async () => {
+    const p = peer('same');
+    await p.hello();
+    await p.receive();
+    const session = pool.session(p.id)!;
+    const pending = pool.request(session, { type: 'stats' }, 1000);
+    const request = await p.receive();
+    await p.hello();
+    assert.deepEqual(await p.receive(), { type: 'hello', protocol: 1, heartbeat_interval_ms: 50 });
+    assert.equal(pool.session(p.id), session);
+    await p.send({ type: 'result', id: request['id'], rss_bytes: 1 });
+    assert.equal((await pending)['rss_bytes'], 1);
   });
 
   it('rejects bad heartbeat settings', () => {

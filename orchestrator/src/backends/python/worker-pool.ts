@@ -243,8 +243,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       console.error(`[inferneo] worker ${workerId} speaks protocol ${String(hello.protocol)}, expected ${PROTOCOL_VERSION}; ignored`);
       return;
     }
-    // A hello from a known worker means it restarted or reconnected: what it was running is gone.
-    if (this.sessionsById.has(workerId)) this.markLost(workerId, 'it said hello again (restarted or reconnected)');
+    const known = this.sessionsById.get(workerId);
+    if (known !== undefined && known.pid === hello.pid) {
+      // The same process saying hello again: it missed our acknowledgements for a while (the
+      // protocol has it re-register then). Its requests and models are intact; just acknowledge.
+      this.send(workerId, { type: 'hello', protocol: PROTOCOL_VERSION, heartbeat_interval_ms: this.heartbeatIntervalMs });
+      return;
+    }
+    // A hello from another process with a known id means the worker restarted: what it ran is gone.
+    if (known !== undefined) this.markLost(workerId, 'it said hello again (restarted or reconnected)');
     const session = new WorkerSession(hello, this.heartbeatTimeoutMs, () =>
       this.markLost(workerId, `no heartbeat for ${this.heartbeatTimeoutMs} ms`),
     );
