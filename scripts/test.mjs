@@ -28,7 +28,7 @@ try {
 
   log('python tests (pytest, coverage.py)');
   await runCaptured(VENV_PYTHON, ['-m', 'coverage', 'erase'], { cwd: ROOT, env });
-  const py = await runCaptured(VENV_PYTHON, ['-m', 'coverage', 'run', '-m', 'pytest', 'worker/tests', '-q', '-p', 'no:cacheprovider'], { cwd: ROOT, env });
+  const py = await runCaptured(VENV_PYTHON, ['-m', 'coverage', 'run', '-m', 'pytest', 'worker/tests', '-q', '--color=no', '-p', 'no:cacheprovider'], { cwd: ROOT, env });
   // pytest's last line: "== 40 passed, 1 failed, 2 errors in 3.1s ==".
   const pySummary = py.output.trim().split('\n').pop() ?? '';
   const pyPassed = count(pySummary, /(\d+) passed/g);
