@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { redisUrl, ROOT } from './support/stack.js';
+import { redisUrl, ROOT, waitFor } from './support/stack.js';
 
 /**
  * The two commands a user runs, as processes: the orchestrator's CLI (config errors, Redis errors,
@@ -24,14 +24,6 @@ function launch(args: string[], env: Record<string, string | undefined>): Run {
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Every process below `pid` (children, grandchildren…), from /proc. */

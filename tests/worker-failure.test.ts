@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { features, startStack } from './support/stack.js';
+import { features, startStack, waitFor } from './support/stack.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -53,14 +53,6 @@ describe('worker failure under load (real workers)', function () {
         return outcomes;
       },
     };
-  };
-
-  const waitFor = async (what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   };
 
   const allServing = (): boolean =>
