@@ -35,6 +35,10 @@ export const ErrorCode = {
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   /** The path exists but not for this HTTP method. */
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  /** The operation conflicts with the current state (e.g. unloading what a route needs). */
+  CONFLICT: 'CONFLICT',
+  /** It exists already (registering a model or version twice). */
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -49,6 +53,7 @@ export const GrpcStatus = {
   NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
+  FAILED_PRECONDITION: 9,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -72,6 +77,8 @@ const STATUS: Readonly<Record<ErrorCode, { http: number; grpc: number }>> = {
   UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
   PERMISSION_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED },
+  CONFLICT: { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
+  ALREADY_EXISTS: { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
 };
 
 export function isErrorCode(value: unknown): value is ErrorCode {
@@ -152,6 +159,36 @@ export class DeadlineExceededError extends InferneoError {
 export class MethodNotAllowedError extends InferneoError {
   constructor(message: string) {
     super(ErrorCode.METHOD_NOT_ALLOWED, message);
+  }
+}
+
+export class ConflictError extends InferneoError {
+  constructor(message: string) {
+    super(ErrorCode.CONFLICT, message);
+  }
+}
+
+export class AlreadyExistsError extends InferneoError {
+  constructor(message: string) {
+    super(ErrorCode.ALREADY_EXISTS, message);
+  }
+}
+
+export class ResourceExhaustedError extends InferneoError {
+  constructor(message: string) {
+    super(ErrorCode.RESOURCE_EXHAUSTED, message);
+  }
+}
+
+export class UnauthenticatedError extends InferneoError {
+  constructor(message: string) {
+    super(ErrorCode.UNAUTHENTICATED, message);
+  }
+}
+
+export class PermissionDeniedError extends InferneoError {
+  constructor(message: string) {
+    super(ErrorCode.PERMISSION_DENIED, message);
   }
 }
 

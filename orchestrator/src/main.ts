@@ -1,18 +1,26 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { resolveAdminToken } from './admin/admin-token.js';
+import { createAdminApp } from './admin/admin-api.js';
 import { PythonBackend } from './backends/python/python-backend.js';
 import { WorkerPool } from './backends/python/worker-pool.js';
 import { WorkerSupervisor } from './backends/python/worker-supervisor.js';
 import { type InferneoConfig, loadConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
+import { createMetricsRegistry } from './metrics/metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
+import { RegistryStore } from './registry/registry-store.js';
+import { CanaryController } from './routing/canary-controller.js';
+import { RouteStats } from './routing/route-stats.js';
+import { Router } from './routing/router.js';
 import { HttpServer } from './server/http-server.js';
 import { createV2Router } from './server/v2-api.js';
 
 /**
- * Wires the orchestrator together and owns the order of start and stop: Redis, the worker socket,
- * the supervised workers, the start-up models, then the HTTP listener; and the reverse on close.
+ * Wires the orchestrator together and owns the order of start and stop: Redis and the registry,
+ * the worker socket, the supervised workers, the models, then the HTTP listener (data plane and
+ * admin API); and the reverse on close.
  */
 
 export const ServerState = {
@@ -30,6 +38,12 @@ export interface InferneoServer {
   /** The ROUTER endpoint workers connect to. */
   readonly workerEndpoint: string;
   readonly registry: ModelRegistry;
+  readonly router: Router;
+  readonly store: RegistryStore;
+  readonly backend: PythonBackend;
+  readonly canary: CanaryController;
+  /** The admin API's bearer token, and the file it was written to when generated. */
+  readonly adminToken: { token: string; file?: string };
   readonly pool: WorkerPool;
   readonly supervisor: WorkerSupervisor | undefined;
   state(): ServerState;
@@ -91,6 +105,10 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     const redis = await connectRedis(config.redis_url);
     cleanups.push(() => void redis.disconnect());
 
+    const store = new RegistryStore(redis, { prefix: config.redis_prefix });
+    await store.start();
+    cleanups.push(() => store.close());
+
     const pool = new WorkerPool({
       bind: config.workers.bind,
       heartbeatIntervalMs: config.workers.heartbeat_interval_ms,
@@ -103,11 +121,25 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       loadTimeoutMs: config.workers.load_timeout_ms,
     });
     cleanups.push(() => backend.close());
+    backend.setPinnedCheck((model, version) => store.version(model, version)?.pinned === true);
 
-    const registry = new ModelRegistry(config.model_repository, backend, {
-      onStateChange: (model, version, s, reason) => log(`model ${model} v${version}: ${s}${reason !== undefined ? ` (${reason})` : ''}`),
+    const registry = new ModelRegistry({
+      repository: config.model_repository,
+      backend,
+      store,
+      lazyLoadTimeoutMs: config.models.lazy_load_timeout_ms,
+      drainTimeoutMs: config.models.drain_timeout_ms,
+      log,
     });
-    await registry.refresh();
+    backend.on('evicted', (model, version, reason, everywhere) => {
+      if (everywhere) void registry.noteEvicted(model, version, reason);
+    });
+    const metrics = createMetricsRegistry();
+    const router = new Router(registry, store, new RouteStats(metrics));
+    const canary = new CanaryController(router, store, redis, { prefix: config.redis_prefix, log });
+    canary.start();
+    cleanups.push(() => canary.close());
+    await registry.syncRepository();
 
     let supervisor: WorkerSupervisor | undefined;
     if (config.workers.spawn > 0) {
@@ -125,10 +157,12 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     const waitFor = config.workers.wait_for === -1 ? config.workers.spawn : config.workers.wait_for;
     if (waitFor > 0) await waitForWorkers(pool, waitFor, config.workers.connect_timeout_ms);
 
-    const startup = config.models.startup.includes('*') ? registry.list().map((m) => m.name) : config.models.startup;
+    // What was ready before a restart (or is ready in another orchestrator) is loaded here too.
+    await registry.reconcile();
+    const startup = config.models.startup.includes('*') ? registry.models().map((m) => m.name) : config.models.startup;
     for (const name of startup) {
-      if (!registry.list().some((m) => m.name === name)) {
-        throw new ConfigError(`models.startup names '${name}', which is not in the model repository ${config.model_repository}`);
+      if (!registry.models().some((m) => m.name === name)) {
+        throw new ConfigError(`models.startup names '${name}', which is not a registered model nor in the model repository ${config.model_repository}`);
       }
     }
     const failed: string[] = [];
@@ -141,11 +175,18 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       ),
     );
 
+    const adminToken = await resolveAdminToken(config.admin_token, config.admin_token_file);
+    if (adminToken.source === 'generated') log(`admin API token generated and written to ${adminToken.file} (set INFERNEO_ADMIN_TOKEN to choose one)`);
+    else if (adminToken.source === 'file') log(`admin API token read from ${adminToken.file}`);
+    const adminApp = createAdminApp({ registry, router, store, token: adminToken.token, metrics });
+
     const http = new HttpServer({
       host: config.http.host,
       port: config.http.port,
+      fallback: adminApp,
       router: createV2Router({
         registry,
+        router,
         backend,
         maxRequestBytes: config.http.max_request_bytes,
         isReady: () =>
@@ -165,6 +206,11 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       httpPort,
       workerEndpoint: pool.endpoint,
       registry,
+      router,
+      store,
+      backend,
+      canary,
+      adminToken: adminToken.file !== undefined ? { token: adminToken.token, file: adminToken.file } : { token: adminToken.token },
       pool,
       supervisor,
       state: () => state,
@@ -204,6 +250,8 @@ async function main(): Promise<void> {
   console.log(`Inferneo is running.`);
   console.log(`  KServe v2 / Triton HTTP  http://${host}:${server.httpPort}/v2`);
   console.log(`  health                   http://${host}:${server.httpPort}/v2/health/ready`);
+  console.log(`  admin API                http://${host}:${server.httpPort}/admin  (bearer token${server.adminToken.file !== undefined ? ` in ${server.adminToken.file}` : ': INFERNEO_ADMIN_TOKEN'})`);
+  console.log(`  OpenAPI / metrics        http://${host}:${server.httpPort}/openapi.json  http://${host}:${server.httpPort}/metrics`);
   console.log(`  workers connect to       ${server.workerEndpoint}`);
   console.log(`  model repository         ${path.resolve(server.config.model_repository)}`);
   let stopping = false;

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type InferneoConfig, loadConfig } from '../../orchestrator/src/config/index.js';
@@ -34,6 +35,9 @@ export async function startStack(tweak: (config: InferneoConfig) => void = () =>
     },
   });
   config.workers.package_dir = path.join(ROOT, 'worker');
+  // Each stack its own registry in the shared test Redis, unless a test shares one on purpose.
+  config.redis_prefix = `inferneo-test-${randomUUID().slice(0, 8)}:`;
+  config.admin_token = 'test-admin-token';
   config.workers.extra_args = ['--log-level', process.env['INFERNEO_TEST_WORKER_LOG'] ?? 'warning'];
   tweak(config);
   const server = await startInferneo(config);

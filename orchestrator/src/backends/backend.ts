@@ -16,6 +16,8 @@ export interface TensorSignature {
 
 /** What a backend learnt about a version when it loaded it. */
 export interface LoadedVersion {
+  /** Memory the load added on a host, as the host estimated it. */
+  memoryBytes?: number;
   platform: string;
   backend: string;
   maxBatchSize: number;
@@ -34,12 +36,17 @@ export type BackendResponse = { outputs: Tensor[] } | { error: InferneoError };
 
 export interface Backend {
   readonly name: string;
-  /** Loads a version (on every host that may serve it); rejects with LOAD_FAILED and the reason. */
-  load(model: string, version: string): Promise<LoadedVersion>;
+  /**
+   * Loads a version (on every host that may serve it, warm-up included); rejects with LOAD_FAILED
+   * and the reason. `source` is the model directory to load from when it is not the repository's.
+   */
+  load(model: string, version: string, options?: { source?: string }): Promise<LoadedVersion>;
   /** Stops serving a version and frees it; succeeds when it was not loaded. */
   unload(model: string, version: string): Promise<void>;
   /** Whether a request for this version could be dispatched now. */
   isServing(model: string, version: string): boolean;
+  /** The versions loaded on at least one host. */
+  loadedVersions(): { model: string; version: string }[];
   /**
    * Runs a batch of requests in one backend call. Resolves with one response per request, in order;
    * rejects only when the whole batch failed (the worker was lost, the call timed out).

@@ -35,8 +35,12 @@ export const configSchema = z
       .prefault({}),
     /** Model repository in Triton's layout. @defaultValue './model-repository' */
     model_repository: z.string().min(1).default('./model-repository'),
-    /** Bearer token for /admin; empty = generated at start. @defaultValue '' */
+    /** Bearer token for /admin; empty = read from, or generated into, `admin_token_file`. @defaultValue '' */
     admin_token: z.string().default(''),
+    /** Where a generated admin token is kept (owner-only). @defaultValue '.inferneo/admin-token' */
+    admin_token_file: z.string().min(1).default('.inferneo/admin-token'),
+    /** Prefix of every Redis key and channel, so that installations can share a Redis. @defaultValue 'inferneo:' */
+    redis_prefix: z.string().min(1).max(64).default('inferneo:'),
     /** Redis holding the registry, routes and job queues. @defaultValue 'redis://127.0.0.1:6379' */
     redis_url: z
       .string()
@@ -46,6 +50,10 @@ export const configSchema = z
       .object({
         /** Models loaded at start: names, or '*' for every model in the repository. @defaultValue ['*'] */
         startup: z.array(z.string().min(1)).default(['*']),
+        /** How long a request waits for a version it causes to load (lazy loading). @defaultValue 60000 */
+        lazy_load_timeout_ms: positiveMs.default(60_000),
+        /** How long unloading waits for a version's in-flight requests. @defaultValue 30000 */
+        drain_timeout_ms: positiveMs.default(30_000),
       })
       .strict()
       .prefault({}),
@@ -105,7 +113,9 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; typ
   { env: 'INFERNEO_GRPC_PORT', path: ['grpc', 'port'], type: 'int' },
   { env: 'INFERNEO_MODEL_REPOSITORY', path: ['model_repository'], type: 'string' },
   { env: 'INFERNEO_ADMIN_TOKEN', path: ['admin_token'], type: 'string' },
+  { env: 'INFERNEO_ADMIN_TOKEN_FILE', path: ['admin_token_file'], type: 'string' },
   { env: 'REDIS_URL', path: ['redis_url'], type: 'string' },
+  { env: 'INFERNEO_REDIS_PREFIX', path: ['redis_prefix'], type: 'string' },
   { env: 'INFERNEO_STARTUP_MODELS', path: ['models', 'startup'], type: 'list' },
   { env: 'INFERNEO_WORKER_BIND', path: ['workers', 'bind'], type: 'string' },
   { env: 'INFERNEO_WORKERS', path: ['workers', 'spawn'], type: 'int' },

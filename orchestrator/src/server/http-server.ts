@@ -40,6 +40,11 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   router: Router;
+  /**
+   * Serves every path outside `/v2` (the admin API, /metrics, /openapi.json), e.g. an Express app.
+   * Without it those paths get 404.
+   */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Called for requests that fail with INTERNAL, so that bugs are logged with their stack. */
   onInternalError?: (err: InferneoError, req: IncomingMessage) => void;
 }
@@ -88,6 +93,10 @@ export class HttpServer {
         segments = path.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
       } catch {
         throw new InvalidArgumentError(`malformed URL path '${path}'`);
+      }
+      if (segments[0] !== 'v2' && this.options.fallback !== undefined) {
+        this.options.fallback(req, res);
+        return;
       }
       const route = this.options.router(req.method ?? 'GET', segments);
       if (!('handler' in route)) throw route;

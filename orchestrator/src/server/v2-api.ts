@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '../backends/backend.js';
-import { ErrorCode, InferneoError, InvalidArgumentError, MethodNotAllowedError, NotFoundError } from '../errors.js';
-import { parseInferRequest } from '../protocol/infer-request.js';
+import { ErrorCode, httpStatusOf, InferneoError, InvalidArgumentError, MethodNotAllowedError, NotFoundError, toInferneoError } from '../errors.js';
+import { type InferRequest, parseInferRequest } from '../protocol/infer-request.js';
 import { encodeInferResponse } from '../protocol/infer-response.js';
 import { validateInferRequest } from '../registry/input-validation.js';
 import { metadataShape, type ModelConfig } from '../registry/model-config.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import type { Router as TrafficRouter, Target } from '../routing/router.js';
 import { readBody } from './http-body.js';
 import { emptyReply, type Handler, jsonReply, type Reply, type Router } from './http-server.js';
 
@@ -20,7 +21,10 @@ export const EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_r
 
 export interface V2ApiOptions {
   registry: ModelRegistry;
+  router: TrafficRouter;
   backend: Backend;
+  /** Shadow requests in flight at most; more are dropped rather than let mirroring overload anyone. @defaultValue 64 */
+  maxShadowInflight?: number;
   /** Whether the server as a whole is ready (dependencies up, start-up models loaded). */
   isReady: () => boolean;
   /** Largest request body accepted. */
@@ -53,65 +57,120 @@ async function readJsonObject(req: IncomingMessage, limit: number): Promise<Reco
   return value as Record<string, unknown>;
 }
 
+function header(req: IncomingMessage): (name: string) => string | undefined {
+  return (name) => {
+    const value = req.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+}
+
 export function createV2Router(options: V2ApiOptions): Router {
-  const { registry, backend } = options;
+  const { registry, backend, router } = options;
   const limit = options.maxRequestBytes;
+  const maxShadow = options.maxShadowInflight ?? 64;
+  let shadowInflight = 0;
+
+  /** The config that describes `name`: the model's own, or for a route, its heaviest arm's under the route's name. */
+  const configOf = (name: string, version?: string): { config: ModelConfig; versions: string[] } => {
+    const route = version === undefined ? router.find(name) : undefined;
+    if (route !== undefined) {
+      const main = [...route.arms].sort((a, b) => b.weight - a.weight)[0]!;
+      const config = registry.model(main.model).config;
+      const versions = [...new Set(route.arms.filter((a) => a.model === main.model).map((a) => a.version))];
+      return { config: { ...config, name, json: { ...config.json, name } }, versions };
+    }
+    const model = registry.model(name);
+    if (version !== undefined) registry.version(name, version);
+    return { config: model.config, versions: version !== undefined ? [version] : registry.versions(name).map((v) => v.version) };
+  };
 
   const serverMetadata: Handler = () => jsonReply({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
   const live: Handler = () => emptyReply(200);
   const ready: Handler = () => emptyReply(options.isReady() ? 200 : 503);
 
   const metadata: Handler = (_req, [model, version]) => {
-    const record = registry.model(model!);
-    if (record.config === undefined) throw new NotFoundError(`model '${model}' is not available: ${record.error ?? 'no config'}`);
-    if (version !== undefined) registry.version(model!, version);
-    return jsonReply(modelMetadata(record.config, version !== undefined ? [version] : [...record.versions.keys()]));
+    const { config, versions } = configOf(model!, version);
+    return jsonReply(modelMetadata(config, versions));
   };
 
-  const modelReady: Handler = (_req, [model, version]) => {
-    registry.model(model!);
-    if (version !== undefined) registry.version(model!, version);
+  const modelReady: Handler = (_req, [name, version]) => {
+    const route = version === undefined ? router.find(name!) : undefined;
+    if (route === undefined) configOf(name!, version);
+    const ready = route !== undefined ? route.arms.some((a) => a.weight > 0 && registry.isReady(a.model, a.version)) : registry.isReady(name!, version);
     // Triton answers 200 for a ready model and 400 otherwise, with no body; clients check the status.
-    return emptyReply(registry.isReady(model!, version) ? 200 : 400);
+    return emptyReply(ready ? 200 : 400);
   };
 
-  const config: Handler = (_req, [model, version]) => {
-    const record = registry.model(model!);
-    if (version !== undefined) registry.version(model!, version);
-    if (record.config === undefined) throw new NotFoundError(`model '${model}' is not available: ${record.error ?? 'no config'}`);
-    return jsonReply(record.config.json);
+  const config: Handler = (_req, [model, version]) => jsonReply(configOf(model!, version).config.json);
+
+  /** Mirrors a request to a route's shadow: never awaited by the client, never failing it. */
+  const mirror = (routeName: string, request: InferRequest): void => {
+    const shadow = router.shadowTarget(routeName);
+    if (shadow === undefined || shadowInflight >= maxShadow) return;
+    shadowInflight++;
+    void (async () => {
+      let ok = false;
+      try {
+        validateInferRequest(registry.model(shadow.model).config, request);
+        const lease = await registry.acquire(shadow.model, shadow.version);
+        try {
+          const [r] = await backend.infer(shadow.model, shadow.version, [{ inputs: request.inputs, outputs: request.outputs.map((o) => o.name) }]);
+          ok = r !== undefined && !('error' in r);
+        } finally {
+          lease.release();
+        }
+      } catch {
+        ok = false;
+      } finally {
+        shadowInflight--;
+        router.stats.recordShadow(routeName, shadow.model, shadow.version, ok);
+      }
+    })();
   };
 
-  const infer: Handler = async (req, [model, version]): Promise<Reply> => {
-    const target = registry.resolve(model!, version);
+  const infer: Handler = async (req, [name, version]): Promise<Reply> => {
+    const target: Target = router.resolve(name!, version, header(req));
     const body = await readBody(req, limit);
     const rawLength = req.headers['inference-header-content-length'];
     const headerLength = rawLength === undefined ? undefined : Number(rawLength);
     const request = parseInferRequest(body, headerLength);
-    validateInferRequest(target.model.config, request);
-    const [response] = await backend.infer(model!, target.version.version, [
-      { inputs: request.inputs, outputs: request.outputs.map((o) => o.name) },
-    ]);
-    if (response === undefined) throw new InferneoError(ErrorCode.INTERNAL, 'the backend returned no response');
-    if ('error' in response) throw response.error;
-    const encoded = encodeInferResponse(
-      {
-        modelName: model!,
-        modelVersion: target.version.version,
-        ...(request.id !== undefined ? { id: request.id } : {}),
-        outputs: response.outputs,
-      },
-      request.outputs,
-      request.binaryOutputs,
-    );
-    if (encoded.headerLength === undefined) {
-      return { status: 200, body: encoded.body, headers: { 'content-type': 'application/json' } };
+    validateInferRequest(registry.model(target.model).config, request);
+    const started = performance.now();
+    let failure: InferneoError | undefined;
+    try {
+      const lease = await registry.acquire(target.model, target.version);
+      let response;
+      try {
+        [response] = await backend.infer(target.model, target.version, [{ inputs: request.inputs, outputs: request.outputs.map((o) => o.name) }]);
+      } finally {
+        lease.release();
+      }
+      if (response === undefined) throw new InferneoError(ErrorCode.INTERNAL, 'the backend returned no response');
+      if ('error' in response) throw response.error;
+      const encoded = encodeInferResponse(
+        { modelName: target.model, modelVersion: target.version, ...(request.id !== undefined ? { id: request.id } : {}), outputs: response.outputs },
+        request.outputs,
+        request.binaryOutputs,
+      );
+      const headers: Record<string, string | number> = { 'x-inferneo-arm': target.arm ?? `${target.model}-v${target.version}` };
+      if (encoded.headerLength === undefined) headers['content-type'] = 'application/json';
+      else {
+        headers['content-type'] = 'application/octet-stream';
+        headers['inference-header-content-length'] = encoded.headerLength;
+      }
+      return { status: 200, body: encoded.body, headers };
+    } catch (err) {
+      failure = toInferneoError(err);
+      throw failure;
+    } finally {
+      if (target.route !== undefined) {
+        // An arm is charged with server-side failures only; a bad request is the caller's.
+        if (failure === undefined || httpStatusOf(failure.code) >= 500) {
+          router.stats.record(target.route, target.arm!, target.model, target.version, failure === undefined, (performance.now() - started) / 1000);
+        }
+        mirror(target.route, request);
+      }
     }
-    return {
-      status: 200,
-      body: encoded.body,
-      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': encoded.headerLength },
-    };
   };
 
   const repositoryIndex: Handler = async (req) => {
@@ -119,7 +178,7 @@ export function createV2Router(options: V2ApiOptions): Router {
     if (body['ready'] !== undefined && typeof body['ready'] !== 'boolean') {
       throw new InvalidArgumentError(`'ready' must be true or false`);
     }
-    await registry.refresh();
+    await registry.syncRepository();
     return jsonReply(registry.index(body['ready'] === true));
   };
 

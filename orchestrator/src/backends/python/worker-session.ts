@@ -31,6 +31,12 @@ export class WorkerSession {
   inflight = 0;
   /** Versions loaded on it, by versionKey; a version is routed here only once it is in this set. */
   readonly loaded = new Set<string>();
+  /** Memory each loaded version takes on this worker (the larger of its reported and on-disk size). */
+  readonly memory = new Map<string, number>();
+  /** When each loaded version last received a request (for least-recently-used eviction). */
+  readonly lastUsed = new Map<string, number>();
+  /** Requests in flight per version on this worker; a version with any is never evicted. */
+  readonly inflightByVersion = new Map<string, number>();
   rssBytes = 0;
   lastSeen = Date.now();
   private readonly liveness: NodeJS.Timeout;
@@ -59,9 +65,24 @@ export class WorkerSession {
     this.rssBytes = heartbeat.rss_bytes ?? this.rssBytes;
   }
 
+  /** Memory the loaded versions take, by the estimates in `memory`. */
+  memoryInUse(): number {
+    let total = 0;
+    for (const bytes of this.memory.values()) total += bytes;
+    return total;
+  }
+
+  /** Forgets a version that is no longer loaded here. */
+  forget(key: string): void {
+    this.loaded.delete(key);
+    this.memory.delete(key);
+    this.lastUsed.delete(key);
+  }
+
   markLost(): void {
     this.state = WorkerState.LOST;
     clearTimeout(this.liveness);
     this.loaded.clear();
+    this.memory.clear();
   }
 }
