@@ -119,3 +119,45 @@ export async function waitFor(what: string, check: () => boolean, timeoutMs = 30
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+export interface ApiReply<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** Calls the admin API of a stack with its token (or `token`), returning status and parsed JSON. */
+export async function admin<T = Record<string, unknown>>(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = 'test-admin-token',
+): Promise<ApiReply<T>> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== null) headers['authorization'] = `Bearer ${token}`;
+  const res = await fetch(`${url}/admin${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T };
+}
+
+/** Sends one classifier-shaped inference request to `name` (a model or a route); resolves with status, arm and version. */
+export async function inferOnce(
+  url: string,
+  name: string,
+  headers: Record<string, string> = {},
+  seed = 1,
+): Promise<{ status: number; arm: string | null; version: string | undefined; error?: string }> {
+  const res = await fetch(`${url}/v2/models/${name}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 16], data: Array.from(features(16, seed)) }] }),
+  });
+  const body = (await res.json()) as { model_version?: string; error?: string };
+  const out: { status: number; arm: string | null; version: string | undefined; error?: string } = {
+    status: res.status,
+    arm: res.headers.get('x-inferneo-arm'),
+    version: body.model_version,
+  };
+  if (body.error !== undefined) out.error = body.error;
+  return out;
+}
