@@ -421,10 +421,13 @@ export class ModelRegistry {
       this.log(`model ${name} v${version}: ready in ${Date.now() - started} ms`);
       return ready;
     } catch (err) {
-      const reason = toInferneoError(err).message;
+      const error = toInferneoError(err);
+      const reason = error.message;
+      // No room is not a broken model: it stays loadable for when memory frees up.
+      const state = error.code === 'RESOURCE_EXHAUSTED' ? VersionState.UNLOADED : VersionState.FAILED;
       const current = this.store.version(name, version);
-      if (current !== undefined) await this.putVersion({ ...current, state: VersionState.FAILED, reason });
-      this.log(`model ${name} v${version}: failed (${reason})`);
+      if (current !== undefined) await this.putVersion({ ...current, state, reason });
+      this.log(`model ${name} v${version}: ${state} (${reason})`);
       throw err instanceof InferneoError && err.code !== 'INTERNAL' ? err : new LoadFailedError(reason);
     }
   }
