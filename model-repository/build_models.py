@@ -1,11 +1,19 @@
 """Build the bundled example ONNX models of this repository, deterministically.
 
     python model-repository/build_models.py [--repository DIR] [--force]
+    python model-repository/build_models.py --out DIR [--broken-version MODEL:VERSION ...]
 
 Each model is a small MLP written with ``onnx.helper`` from weights drawn with a fixed numpy seed,
 so every run writes byte-identical files and nothing is downloaded. Existing files are kept unless
 ``--force`` is given. Only the ``.onnx`` files are build outputs (git-ignored); every model's
 ``config.pbtxt`` (and ``text_stats/1/model.py``) is committed next to them.
+
+``--out DIR`` writes a complete, servable copy of this repository into DIR instead (committed
+files copied, every ONNX file built afresh), for tests that need a repository of their own. Each
+``--broken-version MODEL:VERSION`` then writes a ``model.onnx`` of garbage bytes for that version
+into the copy, so that loading it fails (LOAD_FAILED); a MODEL that is not in the repository gets
+an ONNX ``config.pbtxt`` serving all its versions. Broken versions are never written into this
+directory: the orchestrator loads every model of the served repository at start.
 
 The graphs use opset 17 and IR version 8: ONNX Runtime from 1.14 on loads them, which covers the
 runtime pinned in worker/requirements.txt and the one in Triton 24.x.
@@ -14,6 +22,8 @@ runtime pinned in worker/requirements.txt and the one in Triton 24.x.
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +36,28 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 IR_VERSION = 8
 PRODUCER = "inferneo-build-models"
+
+REPOSITORY = Path(__file__).resolve().parent
+"""The served repository: this script's directory."""
+
+BROKEN_ONNX = b"\x00\xffinferneo: deliberately broken model.onnx, not a protobuf\xff\x00\n" * 4
+"""What ``--broken-version`` writes: ONNX Runtime refuses it ("Protobuf parsing failed")."""
+
+BROKEN_CONFIG = """\
+# Written by build_models.py --broken-version: every version of this model is a deliberately
+# broken model.onnx, so that loading it fails.
+name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+version_policy: {{ all {{ }} }}
+input [ {{ name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] }} ]
+"""
+
+# A model name is one path component that is not hidden (as the worker requires); a version is a
+# decimal number.
+_MODEL_NAME_RE = re.compile(r"[^/\\\x00.][^/\\\x00]*")
+_VERSION_RE = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -142,16 +174,93 @@ def build(repository: Path, *, force: bool = False) -> list[Path]:
     return written
 
 
+def export(out: Path, *, broken: Sequence[tuple[str, str]] = ()) -> list[Path]:
+    """Write a servable copy of this repository into ``out`` and break the ``(model, version)``
+    pairs of ``broken``; returns the model files written.
+
+    Committed files (configs, ``model.py``, warm-up data) are copied over what ``out`` holds and
+    every ONNX file is rebuilt, so that a copy broken by an earlier call is repaired; files that
+    are not part of this repository (for example versions broken earlier) are left as they are.
+    """
+    if out.resolve() == REPOSITORY:
+        raise ValueError(f"--out must not be the served repository {REPOSITORY}")
+    shutil.copytree(
+        REPOSITORY,
+        out,
+        ignore=shutil.ignore_patterns(
+            "model.onnx", "*.partial", "__pycache__", "*.pyc", Path(__file__).name
+        ),
+        dirs_exist_ok=True,
+    )
+    written = build(out, force=True)
+    for model, version in broken:
+        written.append(write_broken_version(out, model, version))
+    return written
+
+
+def write_broken_version(repository: Path, model: str, version: str) -> Path:
+    """Write a garbage ``model.onnx`` for ``model``/``version`` into ``repository`` (never the
+    served one), with a ``config.pbtxt`` for a model it does not have yet."""
+    if repository.resolve() == REPOSITORY:
+        raise ValueError(f"refusing to break a version of the served repository {REPOSITORY}")
+    model_dir = repository / model
+    config = model_dir / "config.pbtxt"
+    if not config.exists():
+        model_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(BROKEN_CONFIG.format(name=model))
+    path = model_dir / version / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(BROKEN_ONNX)
+    return path
+
+
+def _model_version(text: str) -> tuple[str, str]:
+    model, _, version = text.rpartition(":")
+    if not _MODEL_NAME_RE.fullmatch(model) or not _VERSION_RE.fullmatch(version):
+        raise argparse.ArgumentTypeError(
+            f"expected MODEL:VERSION with a model directory name and a decimal version, "
+            f"got {text!r}"
+        )
+    return model, version
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--repository",
         type=Path,
-        default=Path(__file__).resolve().parent,
-        help="model repository to write into (default: the directory of this script)",
+        default=REPOSITORY,
+        help="model repository to build the ONNX files into (default: the directory of this "
+        "script)",
+    )
+    target.add_argument(
+        "--out",
+        type=Path,
+        help="write a complete copy of the repository (configs, model.py files and freshly "
+        "built ONNX files) into this directory",
     )
     parser.add_argument("--force", action="store_true", help="rebuild models that already exist")
+    parser.add_argument(
+        "--broken-version",
+        type=_model_version,
+        action="append",
+        default=[],
+        metavar="MODEL:VERSION",
+        help="with --out: write an invalid model.onnx for this version (repeatable); a model "
+        "that is not in the repository gets an ONNX config.pbtxt",
+    )
     args = parser.parse_args(argv)
+    if args.out is not None:
+        try:
+            written = export(args.out, broken=args.broken_version)
+        except ValueError as exc:
+            parser.error(str(exc))
+        for path in written:
+            print(f"wrote {path} ({path.stat().st_size} bytes)")
+        return 0
+    if args.broken_version:
+        parser.error("--broken-version needs --out: the served repository is never broken")
     written = build(args.repository, force=args.force)
     for path in written:
         print(f"wrote {path} ({path.stat().st_size} bytes)")

@@ -89,6 +89,11 @@ describe('model-config', () => {
     for (const m of models) assert.equal(m.error, undefined, `${m.name}: ${m.error}`);
     const classifier = models.find((m) => m.name === 'classifier')!;
     assert.deepEqual(classifier.servedVersions, ['1', '2']);
+    // Map fields (warm-up inputs) become JSON objects, repeated messages arrays, as in Triton's JSON.
+    const warmup = classifier.config!.json['model_warmup'] as { name: string; inputs: Record<string, { dims: number[]; zero_data?: boolean }> }[];
+    assert.equal(warmup[0]!.name, 'zeros_batch_4');
+    assert.deepEqual(warmup[0]!.inputs['features']!.dims, [16]);
+    assert.equal(warmup[0]!.inputs['features']!.zero_data, true);
   });
 });
 

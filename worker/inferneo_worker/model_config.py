@@ -4,7 +4,9 @@
 that appears once maps to its value, a key that repeats (or whose value is a ``[ … ]`` list) maps to
 a list; enum values are kept as their identifier strings, ``true``/``false`` become bools.
 ``ModelConfig.from_dict`` then applies the part of Triton's ``model_config.proto`` the worker uses,
-with Triton's field names, and normalises single-or-repeated fields.
+with Triton's field names, and normalises single-or-repeated fields. Map fields (``parameters``,
+``model_warmup.inputs``) arrive as the text format writes them: repeated ``{ key: … value: … }``
+entries.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ TRITON_TO_KSERVE: Final[Mapping[str, str]] = {
 """Triton ``DataType`` enum names → KServe-v2 datatype names."""
 
 INSTANCE_KINDS: Final = frozenset({"KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"})
+
+WarmupData = Literal["zero_data", "random_data", "input_data_file"]
+"""The members of ``ModelWarmup.Input``'s ``input_data_type`` oneof."""
+
+WARMUP_DATA: Final[tuple[WarmupData, ...]] = ("zero_data", "random_data", "input_data_file")
 
 
 class ModelConfigError(WorkerError):
@@ -374,6 +381,57 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class WarmupInput:
+    """One entry of a warm-up sample's ``inputs`` map (Triton's ``ModelWarmup.Input``)."""
+
+    name: str
+    """The map key: the model input this entry feeds."""
+    data_type: str
+    """Triton's enum name, e.g. ``TYPE_FP32``."""
+    dims: tuple[int, ...]
+    """Without the batch dimension, as in Triton."""
+    data: WarmupData
+    """Which member of the ``input_data_type`` oneof is set. As in Triton, the bool value of
+    ``zero_data`` / ``random_data`` is not looked at: setting the field is what counts."""
+    input_data_file: str = ""
+    """With ``data == "input_data_file"``: a file in the model directory's ``warmup/`` folder."""
+
+    @property
+    def datatype(self) -> str:
+        """The KServe datatype name, e.g. ``FP32`` or ``BYTES``."""
+        return TRITON_TO_KSERVE[self.data_type]
+
+    def to_json(self) -> dict[str, Any]:
+        value: object = self.input_data_file if self.data == "input_data_file" else True
+        return {"data_type": self.data_type, "dims": list(self.dims), self.data: value}
+
+
+@dataclass(frozen=True)
+class WarmupSample:
+    """One ``model_warmup`` entry (Triton's ``ModelWarmup``): a request sample run at load."""
+
+    name: str
+    batch_size: int
+    """Requests in the sample, each of batch size 1; Triton skips a sample whose batch_size is 0
+    (the proto3 default)."""
+    inputs: tuple[WarmupInput, ...]
+    count: int = 0
+    """Times the sample is run; 0 (the default) means once, as in Triton."""
+
+    @property
+    def iterations(self) -> int:
+        return max(1, self.count)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "batch_size": self.batch_size,
+            "inputs": {i.name: i.to_json() for i in self.inputs},
+            "count": self.count,
+        }
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The part of Triton's ``ModelConfig`` the worker uses, with Triton's field names."""
 
@@ -390,6 +448,8 @@ class ModelConfig:
     parameters: dict[str, str] = field(default_factory=dict)
     """``parameters`` map, flattened to ``key → string_value``."""
     default_model_filename: str = ""
+    model_warmup: tuple[WarmupSample, ...] = ()
+    """Samples run, in order, after a version loads and before it is reported loaded."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Everything parsed, including fields this class does not model."""
 
@@ -442,6 +502,7 @@ class ModelConfig:
             version_policy=reader.version_policy(raw.get("version_policy")),
             parameters=reader.parameters(raw),
             default_model_filename=reader.string(raw, "default_model_filename", default=""),
+            model_warmup=reader.model_warmup(raw),
             raw=dict(raw),
         )
 
@@ -467,6 +528,8 @@ class ModelConfig:
         )
         if self.dynamic_batching is not None:
             out["dynamic_batching"] = self.dynamic_batching
+        if self.model_warmup:
+            out["model_warmup"] = [sample.to_json() for sample in self.model_warmup]
         return out
 
 
@@ -603,6 +666,65 @@ class _Reader:
                 )
             out[key] = self.string(value, "string_value", default="", path=path + "value.")
         return out
+
+    def model_warmup(self, raw: Mapping[str, Any]) -> tuple[WarmupSample, ...]:
+        return tuple(
+            self._warmup_sample(entry, f"model_warmup[{index}]")
+            for index, entry in enumerate(self.messages(raw, "model_warmup"))
+        )
+
+    def _warmup_sample(self, raw: Mapping[str, Any], path: str) -> WarmupSample:
+        prefix = path + "."
+        name = self.string(raw, "name", default="", path=prefix)
+        counts: dict[str, int] = {}
+        for field_name in ("batch_size", "count"):
+            value = self.integer(raw, field_name, default=0, path=prefix)
+            if value < 0:
+                raise self._fail(
+                    prefix + field_name, f"warm-up sample '{name}': must be >= 0, got {value}"
+                )
+            counts[field_name] = value
+        # A map field: { key: "input" value: { ... } } entries; a repeated key replaces the
+        # earlier entry, as protobuf's parser does.
+        inputs: dict[str, WarmupInput] = {}
+        for index, entry in enumerate(self.messages(raw, "inputs", prefix)):
+            key = entry.get("key")
+            body = entry.get("value", {})
+            if not isinstance(key, str) or not key or not isinstance(body, dict):
+                raise self._fail(
+                    f"{prefix}inputs[{index}]",
+                    f"warm-up sample '{name}': must be "
+                    '{ key: "<input name>" value: { data_type: … dims: … zero_data: true } }',
+                )
+            inputs[key] = self._warmup_input(key, body, f'{prefix}inputs["{key}"]', name)
+        return WarmupSample(name, counts["batch_size"], tuple(inputs.values()), counts["count"])
+
+    def _warmup_input(
+        self, key: str, raw: Mapping[str, Any], path: str, sample: str
+    ) -> WarmupInput:
+        prefix = path + "."
+        data_type = self.string(raw, "data_type", default="TYPE_INVALID", path=prefix)
+        if data_type not in TRITON_TO_KSERVE:
+            raise self._fail(
+                prefix + "data_type",
+                f"warm-up sample '{sample}': unknown or missing data type {data_type!r}",
+            )
+        dims = self.int_list(raw, "dims", path=prefix)
+        chosen = [member for member in WARMUP_DATA if member in raw]
+        if len(chosen) != 1:
+            raise self._fail(
+                path,
+                f"warm-up sample '{sample}': set exactly one of "
+                f"{', '.join(WARMUP_DATA)} (got {', '.join(chosen) or 'none'})",
+            )
+        (data,) = chosen
+        if data == "input_data_file":
+            file = self.string(raw, data, default="", path=prefix)
+            if not file:
+                raise self._fail(prefix + data, f"warm-up sample '{sample}': must name a file")
+            return WarmupInput(key, data_type, dims, data, file)
+        self.boolean(raw, data, path=prefix)
+        return WarmupInput(key, data_type, dims, data)
 
 
 def load_model_config(path: Path, *, default_name: str) -> ModelConfig:

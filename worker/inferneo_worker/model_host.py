@@ -1,7 +1,8 @@
 """Owns the model versions loaded in this worker, keyed by (model, version).
 
 ``ModelHost`` finds a version in the Triton-layout repository (``<repo>/<model>/config.pbtxt`` and
-``<repo>/<model>/<version>/model.onnx`` or ``model.py``), picks its runner, and keeps its lifecycle
+``<repo>/<model>/<version>/model.onnx`` or ``model.py``), or in another model directory of the same
+layout given as ``source``, picks its runner, runs the config's warm-up, and keeps its lifecycle
 state and statistics. Every method is thread-safe: the server calls ``load``, ``unload`` and
 ``infer`` from its executor threads and ``stats``/``loaded`` from the event loop.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -29,6 +31,7 @@ from .errors import (
 )
 from .model_config import ModelConfig, load_model_config
 from .runners import InferRequest, InferResponse, ModelMetadata, Runner, onnx_runner, python_runner
+from .warmup import run_warmup
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ class LoadedModel:
     version: str
     metadata: ModelMetadata
     memory_bytes: int
-    """RSS growth measured around the load: an estimate (0 if nothing measurable)."""
+    """RSS growth measured around the load and warm-up: an estimate (0 if nothing measurable)."""
+    warmup_ms: float
+    """Time spent running the config's ``model_warmup`` samples (0 when it has none)."""
 
 
 @dataclass(frozen=True)
@@ -162,28 +167,54 @@ class ModelHost:
             version=version,
         )
 
-    def _resolve(self, model: str, version: str) -> tuple[ModelConfig, Path]:
-        model_dir = self._repository / model
+    def _model_dir(self, model: str, source: str | None) -> Path:
+        """``<repository>/<model>``, or ``source`` after checking that it is a directory this
+        process can read (``NotFoundError`` naming the path otherwise).
+
+        ``source`` should be absolute; a relative one is taken from the working directory, as
+        ``model_repository`` is, which is the orchestrator's own for the workers it spawns."""
+        if source is None:
+            return self._repository / model
+        path = Path(source).absolute()
+        if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+            raise NotFoundError(
+                f"source {path} of model '{model}' is not a readable directory", model=model
+            )
+        return path
+
+    def _resolve(
+        self, model: str, version: str, model_dir: Path, *, from_source: bool
+    ) -> tuple[ModelConfig, Path]:
+        where = f"source {model_dir}" if from_source else "the repository"
         config_file = model_dir / CONFIG_FILE
         if not model_dir.is_dir():
             raise NotFoundError(f"model '{model}' is not in the repository", model=model)
         if not config_file.is_file():
             raise LoadFailedError(
-                f"model '{model}' has no {CONFIG_FILE}", model=model, version=version
+                f"model '{model}' has no {CONFIG_FILE} in {where}", model=model, version=version
             )
         config = load_model_config(config_file, default_name=model)
         if config.name != model:
             raise LoadFailedError(
-                f"{config_file} names the model '{config.name}' but its directory is '{model}'",
+                f"{config_file} names the model '{config.name}' but it is loaded as '{model}'",
                 model=model,
                 version=version,
             )
-        available = [
-            int(p.name) for p in model_dir.iterdir() if p.is_dir() and _VERSION_RE.fullmatch(p.name)
-        ]
+        try:
+            available = [
+                int(p.name)
+                for p in model_dir.iterdir()
+                if p.is_dir() and _VERSION_RE.fullmatch(p.name)
+            ]
+        except OSError as exc:
+            raise NotFoundError(
+                f"cannot list {model_dir} of model '{model}': {exc.strerror or exc}",
+                model=model,
+                version=version,
+            ) from None
         if int(version) not in available or not (model_dir / version).is_dir():
             raise NotFoundError(
-                f"model '{model}' has no version {version} in the repository (it has "
+                f"model '{model}' has no version {version} in {where} (it has "
                 f"{', '.join(str(v) for v in sorted(available)) or 'none'})",
                 model=model,
                 version=version,
@@ -234,8 +265,11 @@ class ModelHost:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def load(self, model: str, version: str) -> LoadedModel:
-        """Load a version (or return it if already loaded); blocks for the whole load."""
+    def load(self, model: str, version: str, *, source: str | None = None) -> LoadedModel:
+        """Load a version, warm-up included, or return it if already loaded; blocks for the whole
+        load. ``source`` is an absolute model directory to read instead of
+        ``<repository>/<model>``; the version is keyed by (model, version) all the same, so a
+        version already loaded is returned whatever its source was."""
         self._check_names(model, version)
         key = (model, version)
         with self._key_lock(key):
@@ -247,7 +281,7 @@ class ModelHost:
                     return entry.info
                 entry = self._entries[key] = _Entry()
             try:
-                runner, loaded = self._load_entry(model, version)
+                runner, loaded = self._load_entry(model, version, source)
             except BaseException:
                 with self._lock:
                     del self._entries[key]
@@ -256,16 +290,23 @@ class ModelHost:
                 entry.runner, entry.info = runner, loaded
                 entry.state = ModelState.READY
             _log.info(
-                "loaded %s version %s (%s, ~%d MiB)",
+                "loaded %s version %s%s (%s, ~%d MiB, warm-up %.1f ms)",
                 model,
                 version,
+                f" from {source}" if source is not None else "",
                 loaded.metadata.platform,
                 loaded.memory_bytes >> 20,
+                loaded.warmup_ms,
             )
             return loaded
 
-    def _load_entry(self, model: str, version: str) -> tuple[Runner, LoadedModel]:
-        config, version_dir = self._resolve(model, version)
+    def _load_entry(
+        self, model: str, version: str, source: str | None
+    ) -> tuple[Runner, LoadedModel]:
+        model_dir = self._model_dir(model, source)
+        config, version_dir = self._resolve(
+            model, version, model_dir, from_source=source is not None
+        )
         before = rss_bytes()
         try:
             runner = self._create_runner(config, version, version_dir)
@@ -277,18 +318,25 @@ class ModelHost:
                 model=model,
                 version=version,
             ) from exc
-        memory = max(0, rss_bytes() - before)
-        if self._memory_budget_bytes:
-            with self._lock:
-                used = sum(e.info.memory_bytes for e in self._entries.values() if e.info)
-            if used + memory > self._memory_budget_bytes:
-                runner.close()
-                raise UnavailableError(
-                    f"loading model '{model}' version {version} (~{memory >> 20} MiB) would "
-                    f"exceed the worker's memory budget of {self._memory_budget_bytes >> 20} MiB "
-                    f"(~{used >> 20} MiB in use)"
-                )
-        return runner, LoadedModel(model, version, runner.metadata, memory)
+        # From here the runner is ours to close (finalize() for Python models) if anything fails,
+        # so that a failed load leaves nothing behind.
+        try:
+            warmup_ms = run_warmup(runner, config, version=version, model_dir=model_dir)
+            # Measured after the warm-up, which is when ONNX Runtime sizes its arenas.
+            memory = max(0, rss_bytes() - before)
+            if self._memory_budget_bytes:
+                with self._lock:
+                    used = sum(e.info.memory_bytes for e in self._entries.values() if e.info)
+                if used + memory > self._memory_budget_bytes:
+                    raise UnavailableError(
+                        f"loading model '{model}' version {version} (~{memory >> 20} MiB) would "
+                        "exceed the worker's memory budget of "
+                        f"{self._memory_budget_bytes >> 20} MiB (~{used >> 20} MiB in use)"
+                    )
+        except BaseException:
+            runner.close()
+            raise
+        return runner, LoadedModel(model, version, runner.metadata, memory, warmup_ms)
 
     def unload(self, model: str, version: str) -> None:
         """Unload a version, waiting for its calls in progress; unloading what is not loaded

@@ -455,7 +455,8 @@ class WorkerServer:
     def _load(self, request_id: int, message: dict[str, Any]) -> bytes:
         model = _string_field(message, "model")
         version = _string_field(message, "version")
-        loaded = self._host.load(model, version)
+        source = None if message.get("source") is None else _string_field(message, "source")
+        loaded = self._host.load(model, version, source=source)
         return wire.encode(
             wire.result_message(
                 request_id,
@@ -464,6 +465,7 @@ class WorkerServer:
                     "version": version,
                     "metadata": loaded.metadata.to_wire(),
                     "memory_bytes": loaded.memory_bytes,
+                    "warmup_ms": loaded.warmup_ms,
                 },
             )
         )

@@ -15,6 +15,8 @@ from inferneo_worker.model_config import (
     ModelConfigError,
     TensorConfig,
     VersionPolicy,
+    WarmupInput,
+    WarmupSample,
     kserve_shape,
     load_model_config,
     parse_text_format,
@@ -57,6 +59,17 @@ def test_classifier_config() -> None:
         ("label", "INT64", (1,)),
     ]
     assert config.dynamic_batching == {"max_queue_delay_microseconds": 500}
+    assert config.model_warmup == (
+        WarmupSample(
+            "zeros_batch_4", 4, (WarmupInput("features", "TYPE_FP32", (16,), "zero_data"),)
+        ),
+        WarmupSample(
+            "random_batch_1",
+            1,
+            (WarmupInput("features", "TYPE_FP32", (16,), "random_data"),),
+            count=2,
+        ),
+    )
 
 
 def test_text_stats_config() -> None:
@@ -208,6 +221,55 @@ def test_full_tensor_fields_and_parameters() -> None:
     assert config.dynamic_batching == {"preferred_batch_size": [4, 8]}
 
 
+def test_model_warmup_map_forms_and_defaults() -> None:
+    config = _config(
+        """
+        model_warmup {
+          name: "one"
+          batch_size: 2
+          inputs { key: "a" value { data_type: TYPE_INT32 dims: [ 2 ] zero_data: false } }
+        }
+        model_warmup [
+          {
+            name: "list"
+            batch_size: 1
+            count: 3
+            inputs [
+              { key: "a" value: { data_type: TYPE_STRING dims: 1 random_data: true } },
+              { key: "b", value: { data_type: TYPE_FP32, dims: [1], input_data_file: "b.bin" } }
+            ]
+          },
+          {
+            # a repeated map key replaces the earlier entry, as protobuf's parser does
+            inputs { key: "a" value { data_type: TYPE_FP32 dims: [ 1 ] zero_data: true } }
+            inputs { key: "a" value { data_type: TYPE_INT8 dims: [ 2 ] random_data: true } }
+          }
+        ]
+        """
+    )
+    one, listed, unnamed = config.model_warmup
+    # zero_data: false still means zero data: only whether the oneof member is set counts.
+    assert one == WarmupSample("one", 2, (WarmupInput("a", "TYPE_INT32", (2,), "zero_data"),))
+    assert one.iterations == 1
+    assert listed.iterations == 3
+    assert listed.inputs == (
+        WarmupInput("a", "TYPE_STRING", (1,), "random_data"),
+        WarmupInput("b", "TYPE_FP32", (1,), "input_data_file", "b.bin"),
+    )
+    assert listed.inputs[0].datatype == "BYTES"
+    assert unnamed == WarmupSample("", 0, (WarmupInput("a", "TYPE_INT8", (2,), "random_data"),))
+    assert config.to_json()["model_warmup"][1] == {
+        "name": "list",
+        "batch_size": 1,
+        "inputs": {
+            "a": {"data_type": "TYPE_STRING", "dims": [1], "random_data": True},
+            "b": {"data_type": "TYPE_FP32", "dims": [1], "input_data_file": "b.bin"},
+        },
+        "count": 3,
+    }
+    assert "model_warmup" not in _config("").to_json()
+
+
 @pytest.mark.parametrize(
     ("text", "field", "fragment"),
     [
@@ -249,6 +311,56 @@ def test_full_tensor_fields_and_parameters() -> None:
             'parameters { key: "k" value { string_value: 1 } }',
             "parameters[0].value.string_value",
             "must be a string",
+        ),
+        ("model_warmup: 1", "model_warmup", "must be a message"),
+        ("model_warmup { name: 1 }", "model_warmup[0].name", "must be a string"),
+        (
+            'model_warmup { name: "s" batch_size: -1 }',
+            "model_warmup[0].batch_size",
+            "warm-up sample 's': must be >= 0",
+        ),
+        ('model_warmup { name: "s" count: -2 }', "model_warmup[0].count", ">= 0, got -2"),
+        (
+            'model_warmup { name: "s" inputs { value { zero_data: true } } }',
+            "model_warmup[0].inputs[0]",
+            "warm-up sample 's': must be { key",
+        ),
+        (
+            'model_warmup { inputs { key: "x" value: 3 } }',
+            "model_warmup[0].inputs[0]",
+            "must be { key",
+        ),
+        (
+            'model_warmup { name: "s" inputs { key: "x" value { dims: [1] zero_data: true } } }',
+            'model_warmup[0].inputs["x"].data_type',
+            "warm-up sample 's': unknown or missing data type",
+        ),
+        (
+            'model_warmup { inputs { key: "x" value { data_type: TYPE_FP32 dims: [1.5] } } }',
+            'model_warmup[0].inputs["x"].dims',
+            "list of integers",
+        ),
+        (
+            'model_warmup { name: "s" inputs { key: "x" value { data_type: TYPE_FP32 } } }',
+            'model_warmup[0].inputs["x"]',
+            "set exactly one of zero_data, random_data, input_data_file \\(got none\\)",
+        ),
+        (
+            'model_warmup { inputs { key: "x" value { data_type: TYPE_FP32 zero_data: true'
+            " random_data: true } } }",
+            'model_warmup[0].inputs["x"]',
+            "got zero_data, random_data",
+        ),
+        (
+            'model_warmup { inputs { key: "x" value { data_type: TYPE_FP32 zero_data: 1 } } }',
+            'model_warmup[0].inputs["x"].zero_data',
+            "true or false",
+        ),
+        (
+            'model_warmup { inputs { key: "x" value { data_type: TYPE_FP32 input_data_file: "" }'
+            " } }",
+            'model_warmup[0].inputs["x"].input_data_file',
+            "must name a file",
         ),
     ],
 )

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +24,9 @@ from inferneo_worker.errors import (
 )
 from inferneo_worker.model_config import ModelConfigError
 from inferneo_worker.model_host import ModelHost, ModelStats
-from inferneo_worker.runners import InferRequest
+from inferneo_worker.runners import InferRequest, RunReport
+from inferneo_worker.runners.onnx_runner import OnnxRunner
+from inferneo_worker.warmup import WarmupError
 
 
 def _features(rows: int, seed: int = 0) -> InferRequest:
@@ -250,3 +256,290 @@ def test_unload_waits_for_python_calls(model_repository: Path) -> None:
     with pytest.raises(ModelNotReadyError):
         host.infer("text_stats", "1", [])
     assert host.repository == model_repository
+
+
+# -- warm-up ------------------------------------------------------------------------------------
+
+# A Python model that echoes IN as OUT, logs every execute call (its requests' input shapes, dtypes
+# and values) to calls.jsonl in its model directory, raises for a negative IN, and leaves a
+# "finalized" file when finalized.
+RECORDING_MODEL = """
+    import json
+    import os
+
+    import triton_python_backend_utils as pb_utils
+
+
+    class TritonPythonModel:
+        def initialize(self, args):
+            self.dir = args["model_repository"]
+
+        def execute(self, requests):
+            record = []
+            for request in requests:
+                data = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+                text = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+                record.append([list(data.shape), str(data.dtype), data.tolist(),
+                               list(text.shape), [t.decode() for t in text.reshape(-1)]])
+            with open(os.path.join(self.dir, "calls.jsonl"), "a") as log:
+                log.write(json.dumps(record) + "\\n")
+            for request in requests:
+                data = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+                if (data < 0).any():
+                    raise ValueError("negative input")
+            return [
+                pb_utils.InferenceResponse(
+                    [pb_utils.Tensor("OUT", pb_utils.get_input_tensor_by_name(r, "IN").as_numpy())]
+                )
+                for r in requests
+            ]
+
+        def finalize(self):
+            with open(os.path.join(self.dir, "finalized"), "w") as f:
+                f.write("yes")
+"""
+
+RECORDING_CONFIG = """
+    backend: "python"
+    max_batch_size: 4
+    input [ { name: "IN" data_type: TYPE_FP32 dims: [ 2 ] },
+            { name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] } ]
+    output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 2 ] } ]
+"""
+
+
+def _recording_model(repository: Path, name: str, warmup: str) -> Path:
+    return write_model(repository, name, RECORDING_CONFIG + warmup, {"1/model.py": RECORDING_MODEL})
+
+
+def _calls(model_dir: Path) -> list[Any]:
+    log = model_dir / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_warmup_runs_each_sample_count_times_before_the_load_returns(tmp_path: Path) -> None:
+    model_dir = _recording_model(
+        tmp_path,
+        "recorder",
+        """
+        model_warmup [
+          {
+            name: "zeros"
+            batch_size: 3
+            count: 2
+            inputs { key: "IN" value { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } }
+            inputs { key: "TEXT" value { data_type: TYPE_STRING dims: [ 1 ] zero_data: true } }
+          },
+          {
+            name: "random"
+            batch_size: 1
+            inputs { key: "IN" value { data_type: TYPE_FP32 dims: [ 2 ] random_data: true } }
+            inputs { key: "TEXT" value { data_type: TYPE_STRING dims: [ 1 ] random_data: true } }
+          }
+        ]
+        """,
+    )
+    host = ModelHost(tmp_path)
+    loaded = host.load("recorder", "1")
+    assert loaded.warmup_ms > 0
+    calls = _calls(model_dir)
+    # "zeros" twice (3 requests of one row each, in one execute call), then "random" once.
+    assert [len(call) for call in calls] == [3, 3, 1]
+    assert calls[0][0] == [[1, 2], "float32", [[0.0, 0.0]], [1, 1], [""]]
+    (random,) = calls[2]
+    assert random[:2] == [[1, 2], "float32"]
+    assert all(0 <= x < 1 for x in random[2][0])
+    assert random[3] == [1, 1]
+    assert 1 <= len(random[4][0]) <= 16
+    # Warm-up is not traffic: the statistics start at zero.
+    (stats,) = host.stats()
+    assert (stats.inference_count, stats.execution_count) == (0, 0)
+    assert host.load("recorder", "1") is loaded, "loading again does not warm up again"
+    assert len(_calls(model_dir)) == 3
+    host.close()
+
+
+def test_a_failing_warmup_fails_the_load_and_finalizes_the_model(tmp_path: Path) -> None:
+    (tmp_path / "failing" / "warmup").mkdir(parents=True)
+    np.array([1.0, -1.0], dtype="<f4").tofile(tmp_path / "failing" / "warmup" / "negative.bin")
+    model_dir = _recording_model(
+        tmp_path,
+        "failing",
+        """
+        model_warmup {
+          name: "fine"
+          batch_size: 1
+          inputs { key: "IN" value { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } }
+          inputs { key: "TEXT" value { data_type: TYPE_STRING dims: [ 1 ] zero_data: true } }
+        }
+        model_warmup {
+          name: "negative"
+          batch_size: 2
+          inputs { key: "IN" value { data_type: TYPE_FP32 dims: [ 2 ]
+                                     input_data_file: "negative.bin" } }
+          inputs { key: "TEXT" value { data_type: TYPE_STRING dims: [ 1 ] zero_data: true } }
+        }
+        """,
+    )
+    host = ModelHost(tmp_path)
+    with pytest.raises(WarmupError) as caught:
+        host.load("failing", "1")
+    assert caught.value.code is ErrorCode.LOAD_FAILED
+    assert caught.value.sample == "negative"
+    assert "warm-up sample 'negative' of model 'failing' version 1 failed" in caught.value.message
+    assert "ValueError: negative input" in caught.value.message
+    assert [len(call) for call in _calls(model_dir)] == [1, 2]
+    assert (model_dir / "finalized").read_text() == "yes"
+    assert host.loaded() == []
+    assert host.stats() == []
+    with pytest.raises(ModelNotReadyError):
+        host.infer("failing", "1", [])
+
+
+def test_onnx_warmup_goes_through_the_batching_runner(
+    model_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports: list[tuple[int, RunReport]] = []
+    original = OnnxRunner.infer
+
+    def recording_infer(self: OnnxRunner, requests: Sequence[InferRequest]) -> RunReport:
+        report = original(self, requests)
+        reports.append((len(requests), report))
+        return report
+
+    monkeypatch.setattr(OnnxRunner, "infer", recording_infer)
+    host = ModelHost(model_repository)
+    loaded = host.load("classifier", "1")
+    # The bundled classifier: "zeros_batch_4" (4 requests run as one batch of 4 rows), then
+    # "random_batch_1" twice.
+    assert [(n, r.executions, r.rows) for n, r in reports] == [(4, 1, 4), (1, 1, 1), (1, 1, 1)]
+    assert all(resp.error is None for _, r in reports for resp in r.responses)
+    assert loaded.warmup_ms > 0
+    host.close()
+
+
+def test_a_failing_onnx_warmup_names_the_sample(tmp_path: Path, built_repository: Path) -> None:
+    model_dir = tmp_path / "classifier"
+    shutil.copytree(built_repository / "classifier", model_dir)
+    config = model_dir / "config.pbtxt"
+    config.write_text(
+        config.read_text()
+        + """
+        model_warmup {
+          name: "too_narrow"
+          batch_size: 2
+          inputs { key: "features" value { data_type: TYPE_FP32 dims: [ 15 ] zero_data: true } }
+        }
+        """
+    )
+    host = ModelHost(tmp_path)
+    with pytest.raises(LoadFailedError, match=r"warm-up sample 'too_narrow'.*shape \[1, 15\]"):
+        host.load("classifier", "2")
+    assert host.loaded() == []
+    host.close()
+
+
+# -- source ---------------------------------------------------------------------------------------
+
+
+def test_load_from_a_source_directory(tmp_path: Path, model_repository: Path) -> None:
+    # A staging copy of the classifier under another directory name, with a version 3 that the
+    # repository does not have.
+    source = tmp_path / "staging" / "classifier-candidate"
+    source.mkdir(parents=True)
+    shutil.copy(model_repository / "classifier" / "config.pbtxt", source / "config.pbtxt")
+    shutil.copytree(model_repository / "classifier" / "2", source / "3")
+    host = ModelHost(model_repository)
+    loaded = host.load("classifier", "3", source=str(source))
+    assert (loaded.model, loaded.version) == ("classifier", "3")
+    assert loaded.warmup_ms > 0
+    assert host.loaded() == [("classifier", "3")]
+    request = _features(2, seed=5)
+    (response,) = host.infer("classifier", "3", [request])
+    expected = ort_outputs(source / "3" / "model.onnx", dict(request.inputs))
+    np.testing.assert_allclose(response.outputs["probabilities"], expected["probabilities"])
+    # Keyed by (model, version): loading it again, with or without the source, is a no-op.
+    assert host.load("classifier", "3") is loaded
+    host.unload("classifier", "3")
+    with pytest.raises(NotFoundError, match="not in the repository"):
+        host.infer("classifier", "3", [request])
+    host.close()
+
+
+def test_a_relative_source_is_taken_from_the_working_directory(
+    tmp_path: Path, model_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(model_repository.parent)
+    host = ModelHost(tmp_path / "empty-repository")
+    loaded = host.load("classifier", "1", source=f"{model_repository.name}/classifier")
+    assert loaded.version == "1"
+    with pytest.raises(NotFoundError, match=f"source {tmp_path}/nowhere of model 'classifier'"):
+        host.load("classifier", "2", source="nowhere")
+    host.close()
+
+
+def test_a_source_model_not_in_the_repository_with_warmup_data(
+    tmp_path: Path, built_repository: Path
+) -> None:
+    source = tmp_path / "elsewhere"
+    (source / "1").mkdir(parents=True)
+    shutil.copy(built_repository / "mlp_tiny/1/model.onnx", source / "1/model.onnx")
+    (source / "warmup").mkdir()
+    np.ones(256, dtype="<f4").tofile(source / "warmup" / "ones.bin")
+    (source / "config.pbtxt").write_text(
+        """
+        platform: "onnxruntime_onnx"
+        max_batch_size: 8
+        model_warmup {
+          name: "ones"
+          batch_size: 8
+          inputs { key: "INPUT0" value { data_type: TYPE_FP32 dims: [ 256 ]
+                                         input_data_file: "ones.bin" } }
+        }
+        """
+    )
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    host = ModelHost(repository)
+    assert host.load("fresh", "1", source=str(source)).metadata.max_batch_size == 8
+    assert host.loaded() == [("fresh", "1")]
+    host.close()
+
+
+def test_source_errors(
+    tmp_path: Path, model_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = ModelHost(model_repository)
+    missing = tmp_path / "missing"
+    with pytest.raises(NotFoundError, match=f"source {missing} of model 'classifier' is not a"):
+        host.load("classifier", "1", source=str(missing))
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(NotFoundError, match=f"source {a_file} .* readable directory"):
+        host.load("classifier", "1", source=str(a_file))
+
+    source = tmp_path / "source"
+    (source / "1").mkdir(parents=True)
+    with pytest.raises(LoadFailedError, match=rf"has no config\.pbtxt in source {source}"):
+        host.load("classifier", "1", source=str(source))
+    shutil.copy(model_repository / "classifier" / "config.pbtxt", source / "config.pbtxt")
+    with pytest.raises(NotFoundError, match=rf"has no version 9 in source {source} \(it has 1\)"):
+        host.load("classifier", "9", source=str(source))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "access", lambda *_args, **_kwargs: False)
+        with pytest.raises(NotFoundError, match=f"source {source} .* readable directory"):
+            host.load("classifier", "1", source=str(source))
+
+    def unlistable(_self: Path) -> Iterator[Path]:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "iterdir", unlistable)
+        with pytest.raises(NotFoundError, match=f"cannot list {source} .*Permission denied"):
+            host.load("classifier", "1", source=str(source))
+
+    only_text = ModelHost(model_repository, models=["text_stats"])
+    with pytest.raises(NotFoundError, match="not one of the models this worker hosts"):
+        only_text.load("classifier", "1", source=str(source))
+    assert host.loaded() == []

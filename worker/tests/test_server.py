@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,6 +188,8 @@ def test_load_infer_stats_unload(
         ],
     }
     assert loaded["memory_bytes"] >= 0
+    assert isinstance(loaded["warmup_ms"], float)
+    assert loaded["warmup_ms"] > 0, "the bundled classifier has a model_warmup"
     again = orchestrator.call(identity, {"type": "load", "model": "classifier", "version": "1"})
     assert again["metadata"] == loaded["metadata"]
 
@@ -297,6 +300,51 @@ def test_python_model_over_the_wire(
     assert "given twice" in responses[7]["error"]["message"]
 
 
+def test_load_with_source_and_failing_warmup(
+    tmp_path: Path,
+    model_repository: Path,
+    orchestrator: Orchestrator,
+    start_server: StartServer,
+) -> None:
+    source = tmp_path / "candidate"
+    shutil.copytree(model_repository / "classifier", source)
+    start_server(model_repository)
+    identity, _ = orchestrator.handshake()
+
+    loaded = orchestrator.call(
+        identity,
+        {"type": "load", "model": "classifier", "version": "2", "source": str(source)},
+    )
+    assert loaded["type"] == "result"
+    assert (loaded["model"], loaded["version"]) == ("classifier", "2")
+    assert loaded["warmup_ms"] > 0
+    plain = orchestrator.call(
+        identity, {"type": "load", "model": "classifier", "version": "1", "source": None}
+    )
+    assert plain["type"] == "result"
+
+    config = source / "config.pbtxt"
+    config.write_text(
+        config.read_text()
+        + 'model_warmup { name: "wrong_type" batch_size: 1 inputs { key: "features" '
+        "value { data_type: TYPE_INT32 dims: [ 16 ] zero_data: true } } }"
+    )
+    (source / "3").mkdir()
+    shutil.copy(source / "2" / "model.onnx", source / "3" / "model.onnx")
+    failed = orchestrator.call(
+        identity,
+        {"type": "load", "model": "classifier", "version": "3", "source": str(source)},
+    )
+    assert failed["type"] == "error"
+    assert failed["code"] == "LOAD_FAILED"
+    assert (
+        "warm-up sample 'wrong_type' of model 'classifier' version 3 failed" in (failed["message"])
+    )
+    assert "datatype INT32, the model expects FP32" in failed["message"]
+    _, beat = orchestrator.recv_type("heartbeat", ack_heartbeats=False)
+    assert sorted(v["version"] for v in beat["loaded"]) == ["1", "2"]
+
+
 @pytest.mark.parametrize(
     ("message", "code", "fragment"),
     [
@@ -310,6 +358,16 @@ def test_python_model_over_the_wire(
             "",
         ),
         ({"type": "load", "model": "slow", "version": "1", "x": 1}, "NOT_FOUND", "slow"),
+        (
+            {"type": "load", "model": "classifier", "version": "1", "source": 7},
+            "INVALID_ARGUMENT",
+            "'source' must be a non-empty string",
+        ),
+        (
+            {"type": "load", "model": "classifier", "version": "1", "source": "/no/such/dir"},
+            "NOT_FOUND",
+            "source /no/such/dir of model 'classifier' is not a readable directory",
+        ),
         ({"type": "result"}, "INVALID_ARGUMENT", "unknown message type 'result'"),
         ({"type": "frobnicate"}, "INVALID_ARGUMENT", "unknown message type"),
     ],

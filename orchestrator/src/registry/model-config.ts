@@ -57,7 +57,7 @@ const REPEATED = new Set([
   'preferred_batch_size',
   'versions',
   'priority_queue_policy',
-  'warmup',
+  'model_warmup',
   'batch_input',
   'batch_output',
   'source_input',
@@ -78,17 +78,22 @@ function toJsonValue(value: PbValue): unknown {
   return value;
 }
 
+/** A protobuf map field (`parameters`, warm-up `inputs`, …): text format writes repeated `{ key value }` entries. */
+function isMapEntries(values: PbValue[]): values is PbMessage[] {
+  return (
+    values.length > 0 &&
+    values.every((v) => typeof v === 'object' && typeof v['key']?.[0] === 'string' && Object.keys(v).every((k) => k === 'key' || k === 'value'))
+  );
+}
+
 function messageToJson(message: PbMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [field, values] of Object.entries(message)) {
-    if (field === 'parameters') {
-      // `parameters` is a map<string, ModelParameter>: text format writes it as repeated {key, value}.
+    if (isMapEntries(values)) {
       const map: Record<string, unknown> = {};
       for (const entry of values) {
-        if (typeof entry !== 'object') continue;
-        const key = entry['key']?.[0];
         const val = entry['value']?.[0];
-        if (typeof key === 'string') map[key] = typeof val === 'object' ? messageToJson(val) : val;
+        map[entry['key']![0] as string] = val === undefined ? null : toJsonValue(val);
       }
       out[field] = map;
     } else if (REPEATED.has(field)) {

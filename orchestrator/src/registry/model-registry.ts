@@ -240,7 +240,7 @@ export class ModelRegistry {
         await this.registerFound(found, 'python');
         continue;
       }
-      if (existing.source === found.dir) {
+      if (existing.source === path.resolve(found.dir)) {
         await this.store.putModel({ ...existing, config: found.config });
       }
       for (const v of found.servedVersions) {
@@ -504,9 +504,11 @@ export class ModelRegistry {
   }
 
   private async registerFound(found: RepositoryModel, backend: BackendKind): Promise<ModelRecord> {
-    const record: ModelRecord = { name: found.name, backend, source: found.dir, config: found.config!, created_at: new Date().toISOString() };
+    // Absolute, so that workers started elsewhere (another working directory) find the same files.
+    const source = path.resolve(found.dir);
+    const record: ModelRecord = { name: found.name, backend, source, config: found.config!, created_at: new Date().toISOString() };
     await this.store.putModel(record);
-    for (const v of found.servedVersions) await this.putVersion(this.newVersion(found.name, v, backend, found.dir));
+    for (const v of found.servedVersions) await this.putVersion(this.newVersion(found.name, v, backend, source));
     this.log(`model ${found.name}: registered (versions ${found.servedVersions.join(', ') || 'none'})`);
     return record;
   }
