@@ -12,6 +12,8 @@ import { createMetricsRegistry } from './metrics/metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { RegistryStore } from './registry/registry-store.js';
 import { CanaryController } from './routing/canary-controller.js';
+import { InferenceStats } from './scheduling/inference-stats.js';
+import { Scheduler } from './scheduling/scheduler.js';
 import { RouteStats } from './routing/route-stats.js';
 import { Router } from './routing/router.js';
 import { HttpServer } from './server/http-server.js';
@@ -41,6 +43,7 @@ export interface InferneoServer {
   readonly router: Router;
   readonly store: RegistryStore;
   readonly backend: PythonBackend;
+  readonly scheduler: Scheduler;
   readonly canary: CanaryController;
   /** The admin API's bearer token, and the file it was written to when generated. */
   readonly adminToken: { token: string; file?: string };
@@ -136,6 +139,9 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     });
     const metrics = createMetricsRegistry();
     const router = new Router(registry, store, new RouteStats(metrics));
+    const stats = new InferenceStats(metrics);
+    const scheduler = new Scheduler(backend, { stats, batching: config.scheduling.batching });
+    cleanups.push(() => scheduler.close());
     const canary = new CanaryController(router, store, redis, { prefix: config.redis_prefix, log });
     canary.start();
     cleanups.push(() => canary.close());
@@ -187,7 +193,8 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       router: createV2Router({
         registry,
         router,
-        backend,
+        scheduler,
+        stats,
         maxRequestBytes: config.http.max_request_bytes,
         isReady: () =>
           state === ServerState.RUNNING &&
@@ -209,6 +216,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       router,
       store,
       backend,
+      scheduler,
       canary,
       adminToken: adminToken.file !== undefined ? { token: adminToken.token, file: adminToken.file } : { token: adminToken.token },
       pool,

@@ -57,6 +57,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    scheduling: z
+      .object({
+        /**
+         * Dynamic batching as each model's config.pbtxt asks; false runs every request alone (for
+         * comparisons). @defaultValue true
+         */
+        batching: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     workers: z
       .object({
         /** ROUTER endpoint workers connect to; '' = a private ipc:// path. @defaultValue '' */
@@ -103,7 +113,7 @@ export const configSchema = z
 
 export type InferneoConfig = z.infer<typeof configSchema>;
 
-type Coerce = 'int' | 'string' | 'list';
+type Coerce = 'int' | 'string' | 'list' | 'bool';
 
 /** Environment variables and the keys they override. */
 export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; type: Coerce }[] = [
@@ -117,6 +127,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; typ
   { env: 'REDIS_URL', path: ['redis_url'], type: 'string' },
   { env: 'INFERNEO_REDIS_PREFIX', path: ['redis_prefix'], type: 'string' },
   { env: 'INFERNEO_STARTUP_MODELS', path: ['models', 'startup'], type: 'list' },
+  { env: 'INFERNEO_BATCHING', path: ['scheduling', 'batching'], type: 'bool' },
   { env: 'INFERNEO_WORKER_BIND', path: ['workers', 'bind'], type: 'string' },
   { env: 'INFERNEO_WORKERS', path: ['workers', 'spawn'], type: 'int' },
   { env: 'INFERNEO_WAIT_FOR_WORKERS', path: ['workers', 'wait_for'], type: 'int' },
@@ -136,6 +147,7 @@ export interface LoadConfigOptions {
 function coerce(raw: string, type: Coerce): unknown {
   if (type === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (type === 'int') return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  if (type === 'bool') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
   return raw;
 }
 

@@ -82,7 +82,12 @@ function toJsonValue(value: PbValue): unknown {
 function isMapEntries(values: PbValue[]): values is PbMessage[] {
   return (
     values.length > 0 &&
-    values.every((v) => typeof v === 'object' && typeof v['key']?.[0] === 'string' && Object.keys(v).every((k) => k === 'key' || k === 'value'))
+    values.every(
+      (v) =>
+        typeof v === 'object' &&
+        (typeof v['key']?.[0] === 'string' || typeof v['key']?.[0] === 'number') &&
+        Object.keys(v).every((k) => k === 'key' || k === 'value'),
+    )
   );
 }
 
@@ -93,7 +98,7 @@ function messageToJson(message: PbMessage): Record<string, unknown> {
       const map: Record<string, unknown> = {};
       for (const entry of values) {
         const val = entry['value']?.[0];
-        map[entry['key']![0] as string] = val === undefined ? null : toJsonValue(val);
+        map[String(entry['key']![0])] = val === undefined ? null : toJsonValue(val);
       }
       out[field] = map;
     } else if (REPEATED.has(field)) {

@@ -15,7 +15,8 @@ export interface Reply {
   headers?: Record<string, string | number>;
 }
 
-export type Handler = (req: IncomingMessage, params: string[]) => Promise<Reply> | Reply;
+/** `signal` is aborted when the client goes away before its response is written. */
+export type Handler = (req: IncomingMessage, params: string[], signal: AbortSignal) => Promise<Reply> | Reply;
 
 export function jsonReply(value: unknown, status = 200): Reply {
   return { status, body: JSON.stringify(value), headers: { 'content-type': 'application/json' } };
@@ -27,6 +28,8 @@ export function emptyReply(status = 200): Reply {
 
 export function errorReply(err: InferneoError): Reply {
   const reply = jsonReply({ error: err.message }, httpStatusOf(err.code));
+  // A full queue is temporary: tell well-behaved clients when to come back.
+  if (err.code === ErrorCode.RESOURCE_EXHAUSTED) reply.headers!['retry-after'] = '1';
   // After a refused oversized body the rest of it may still be in flight: close the connection
   // rather than try to read past it.
   if (err.code === ErrorCode.PAYLOAD_TOO_LARGE) reply.headers!['connection'] = 'close';
@@ -100,7 +103,11 @@ export class HttpServer {
       }
       const route = this.options.router(req.method ?? 'GET', segments);
       if (!('handler' in route)) throw route;
-      reply = await route.handler(req, route.params);
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
+      reply = await route.handler(req, route.params, gone.signal);
     } catch (err) {
       const error = toInferneoError(err);
       if (error.code === ErrorCode.INTERNAL) this.options.onInternalError?.(error, req);

@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import type { Backend } from '../backends/backend.js';
-import { ErrorCode, httpStatusOf, InferneoError, InvalidArgumentError, MethodNotAllowedError, NotFoundError, toInferneoError } from '../errors.js';
+import { httpStatusOf, InferneoError, InvalidArgumentError, MethodNotAllowedError, NotFoundError, toInferneoError } from '../errors.js';
 import { type InferRequest, parseInferRequest } from '../protocol/infer-request.js';
 import { encodeInferResponse } from '../protocol/infer-response.js';
 import { validateInferRequest } from '../registry/input-validation.js';
 import { metadataShape, type ModelConfig } from '../registry/model-config.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { Router as TrafficRouter, Target } from '../routing/router.js';
+import type { InferenceStats } from '../scheduling/inference-stats.js';
+import type { ScheduleOptions, Scheduler } from '../scheduling/scheduler.js';
 import { readBody } from './http-body.js';
 import { emptyReply, type Handler, jsonReply, type Reply, type Router } from './http-server.js';
 
@@ -17,12 +18,29 @@ import { emptyReply, type Handler, jsonReply, type Reply, type Router } from './
 
 export const SERVER_NAME = 'inferneo';
 export const SERVER_VERSION = '0.1.0';
-export const EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'parameters'];
+export const EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'parameters', 'statistics', 'schedule_policy'];
+
+/** `parameters.priority` and `parameters.timeout` (µs) of a request, as Triton takes them. */
+function schedulingParameters(request: InferRequest, signal?: AbortSignal): ScheduleOptions {
+  const out: ScheduleOptions = {};
+  for (const name of ['priority', 'timeout'] as const) {
+    const value = request.parameters[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new InvalidArgumentError(`request parameter '${name}' must be a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+    if (name === 'priority') out.priority = value;
+    else out.timeoutUs = value;
+  }
+  if (signal !== undefined) out.signal = signal;
+  return out;
+}
 
 export interface V2ApiOptions {
   registry: ModelRegistry;
   router: TrafficRouter;
-  backend: Backend;
+  scheduler: Scheduler;
+  stats: InferenceStats;
   /** Shadow requests in flight at most; more are dropped rather than let mirroring overload anyone. @defaultValue 64 */
   maxShadowInflight?: number;
   /** Whether the server as a whole is ready (dependencies up, start-up models loaded). */
@@ -65,7 +83,7 @@ function header(req: IncomingMessage): (name: string) => string | undefined {
 }
 
 export function createV2Router(options: V2ApiOptions): Router {
-  const { registry, backend, router } = options;
+  const { registry, scheduler, router } = options;
   const limit = options.maxRequestBytes;
   const maxShadow = options.maxShadowInflight ?? 64;
   let shadowInflight = 0;
@@ -103,6 +121,15 @@ export function createV2Router(options: V2ApiOptions): Router {
 
   const config: Handler = (_req, [model, version]) => jsonReply(configOf(model!, version).config.json);
 
+  const statistics: Handler = (_req, [model, version]) => {
+    const names = model === undefined ? registry.models().map((m) => m.name) : [model];
+    const stats = names.flatMap((m) => {
+      const versions = version !== undefined ? [registry.version(m, version).version] : registry.versions(m).map((v) => v.version);
+      return options.stats.statistics(m, versions);
+    });
+    return jsonReply({ model_stats: stats });
+  };
+
   /** Mirrors a request to a route's shadow: never awaited by the client, never failing it. */
   const mirror = (routeName: string, request: InferRequest): void => {
     const shadow = router.shadowTarget(routeName);
@@ -111,11 +138,12 @@ export function createV2Router(options: V2ApiOptions): Router {
     void (async () => {
       let ok = false;
       try {
-        validateInferRequest(registry.model(shadow.model).config, request);
+        const shadowConfig = registry.model(shadow.model).config;
+        validateInferRequest(shadowConfig, request);
         const lease = await registry.acquire(shadow.model, shadow.version);
         try {
-          const [r] = await backend.infer(shadow.model, shadow.version, [{ inputs: request.inputs, outputs: request.outputs.map((o) => o.name) }]);
-          ok = r !== undefined && !('error' in r);
+          await scheduler.infer(shadow.model, shadow.version, shadowConfig, { inputs: request.inputs, outputs: request.outputs.map((o) => o.name) });
+          ok = true;
         } finally {
           lease.release();
         }
@@ -128,27 +156,27 @@ export function createV2Router(options: V2ApiOptions): Router {
     })();
   };
 
-  const infer: Handler = async (req, [name, version]): Promise<Reply> => {
+  const infer: Handler = async (req, [name, version], signal): Promise<Reply> => {
     const target: Target = router.resolve(name!, version, header(req));
     const body = await readBody(req, limit);
     const rawLength = req.headers['inference-header-content-length'];
     const headerLength = rawLength === undefined ? undefined : Number(rawLength);
     const request = parseInferRequest(body, headerLength);
-    validateInferRequest(registry.model(target.model).config, request);
+    const config = registry.model(target.model).config;
+    validateInferRequest(config, request);
+    const scheduling = schedulingParameters(request, signal);
     const started = performance.now();
     let failure: InferneoError | undefined;
     try {
       const lease = await registry.acquire(target.model, target.version);
-      let response;
+      let outputs;
       try {
-        [response] = await backend.infer(target.model, target.version, [{ inputs: request.inputs, outputs: request.outputs.map((o) => o.name) }]);
+        outputs = await scheduler.infer(target.model, target.version, config, { inputs: request.inputs, outputs: request.outputs.map((o) => o.name) }, scheduling);
       } finally {
         lease.release();
       }
-      if (response === undefined) throw new InferneoError(ErrorCode.INTERNAL, 'the backend returned no response');
-      if ('error' in response) throw response.error;
       const encoded = encodeInferResponse(
-        { modelName: target.model, modelVersion: target.version, ...(request.id !== undefined ? { id: request.id } : {}), outputs: response.outputs },
+        { modelName: target.model, modelVersion: target.version, ...(request.id !== undefined ? { id: request.id } : {}), outputs },
         request.outputs,
         request.binaryOutputs,
       );
@@ -208,6 +236,7 @@ export function createV2Router(options: V2ApiOptions): Router {
     ['ready', { GET: modelReady }],
     ['config', { GET: config }],
     ['infer', { POST: infer }],
+    ['stats', { GET: statistics }],
   ]);
 
   const pick = (methods: Methods | undefined, method: string, params: string[], what: string): ReturnType<Router> => {
@@ -226,6 +255,7 @@ export function createV2Router(options: V2ApiOptions): Router {
     if (s[1] === 'health' && s.length === 3) {
       return pick(s[2] === 'live' ? { GET: live } : s[2] === 'ready' ? { GET: ready } : undefined, method, [], what);
     }
+    if (s[1] === 'models' && s[2] === 'stats' && s.length === 3) return pick({ GET: statistics }, method, [], what);
     if (s[1] === 'models' && s.length >= 3) {
       const model = s[2]!;
       if (s[3] === 'versions') {
