@@ -44,7 +44,7 @@ def test_every_bundled_config_parses(path: Path) -> None:
     assert config.max_batch_size > 0
     assert config.input
     assert config.output
-    assert config.instance_group == (InstanceGroup("", 1, "KIND_CPU"),)
+    assert config.instance_group == (InstanceGroup("", 2, "KIND_CPU"),)
     assert all(t.data_type in TRITON_TO_KSERVE for t in (*config.input, *config.output))
 
 
@@ -402,7 +402,7 @@ def test_to_json_is_triton_shaped() -> None:
         "optional": False,
     }
     assert document["output"][1]["data_type"] == "TYPE_INT32"
-    assert document["instance_group"] == [{"name": "", "kind": "KIND_CPU", "count": 1, "gpus": []}]
+    assert document["instance_group"] == [{"name": "", "kind": "KIND_CPU", "count": 2, "gpus": []}]
     assert document["version_policy"] == {"latest": {"num_versions": 1}}
     reshaped = _config(
         'input { name: "a" data_type: TYPE_FP32 dims: [4] reshape { shape: [2, 2] } }'

@@ -1,4 +1,4 @@
-import type { ModelView, RouteStatsView, RouteView } from './admin-client.js';
+import type { ModelView, RouteStatsView, RouteView, VersionView } from './admin-client.js';
 
 /**
  * How the `inferneo` command shows the admin API's answers to people: aligned tables, arms as
@@ -92,4 +92,9 @@ export function formatRouteStats(stats: RouteStatsView): string {
     ms(a.latency_ms.p99),
   ]);
   return formatTable(['ARM', 'MODEL:VERSION', 'WEIGHT', 'REQUESTS', 'ERRORS', 'ERROR %', 'P50 MS', 'P95 MS', 'P99 MS'], rows);
+}
+
+/** `classifier v2: ready (pinned)`, with the reason of a failed or unloaded version. */
+export function formatVersion(v: VersionView): string {
+  return `${v.model} v${v.version}: ${v.state}${v.pinned ? ' (pinned)' : ''}${v.reason !== undefined && v.reason !== '' ? ` - ${v.reason}` : ''}`;
 }
