@@ -36,6 +36,11 @@ function ms(value: number | null): string {
   return value === null ? '-' : value.toFixed(1);
 }
 
+/** Why a version is in its state; nothing when the reason only repeats the state (`unloaded`). */
+function reasonOf(v: VersionView): string {
+  return v.reason === undefined || v.reason === v.state ? '' : v.reason;
+}
+
 const byVersion = (a: { version: string }, b: { version: string }): number => Number(a.version) - Number(b.version);
 
 export function formatModels(models: ModelView[]): string {
@@ -44,7 +49,7 @@ export function formatModels(models: ModelView[]): string {
     .flatMap((m) =>
       m.versions.length === 0
         ? [[m.name, '-', '-', '-', '-', '-', 'no versions']]
-        : [...m.versions].sort(byVersion).map((v) => [m.name, v.version, v.state, yesNo(v.pinned), yesNo(v.serving), String(v.inflight), v.reason ?? '']),
+        : [...m.versions].sort(byVersion).map((v) => [m.name, v.version, v.state, yesNo(v.pinned), yesNo(v.serving), String(v.inflight), reasonOf(v)]),
     );
   return formatTable(['MODEL', 'VERSION', 'STATE', 'PINNED', 'SERVING', 'INFLIGHT', 'REASON'], rows);
 }
@@ -96,5 +101,5 @@ export function formatRouteStats(stats: RouteStatsView): string {
 
 /** `classifier v2: ready (pinned)`, with the reason of a failed or unloaded version. */
 export function formatVersion(v: VersionView): string {
-  return `${v.model} v${v.version}: ${v.state}${v.pinned ? ' (pinned)' : ''}${v.reason !== undefined && v.reason !== '' ? ` - ${v.reason}` : ''}`;
+  return `${v.model} v${v.version}: ${v.state}${v.pinned ? ' (pinned)' : ''}${reasonOf(v) !== '' ? ` - ${reasonOf(v)}` : ''}`;
 }
