@@ -1,8 +1,10 @@
 """Baseline for bench/latency.ts: the model run in-process by ONNX Runtime, no server, no IPC.
 
-Reads a JSON spec on stdin ({"model_path", "input", "dims", "concurrency": [..], "duration_s"}),
-runs single-sample requests from N Python threads for each concurrency (ORT releases the GIL), and
-prints JSON with the same fields as the Node side's LatencySummary.
+Reads a JSON spec on stdin ({"model_path", "input", "dims", "duration_s", and "concurrency": [..]
+or "batch_sizes": [..]}). With "concurrency", runs single-sample requests from N Python threads for
+each concurrency (ORT releases the GIL) and prints JSON with the Node side's LatencySummary fields.
+With "batch_sizes", runs one thread calling the model on batches of each size and prints the
+samples/s and latency per size: the model's own throughput limit, at its best batch size.
 """
 
 from __future__ import annotations
@@ -58,12 +60,40 @@ def run(session: ort.InferenceSession, feed: dict[str, np.ndarray], concurrency:
     }
 
 
+def batches(session: ort.InferenceSession, name: str, dims: list[int], sizes: list[int], duration_s: float) -> dict[str, dict[str, float]]:
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, float]] = {}
+    for size in sizes:
+        feed = {name: rng.standard_normal((size, *dims), dtype=np.float32)}
+        for _ in range(3):
+            session.run(None, feed)
+        calls: list[float] = []
+        end = time.perf_counter() + duration_s
+        start = time.perf_counter()
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            calls.append((time.perf_counter() - t0) * 1000)
+        seconds = time.perf_counter() - start
+        out[str(size)] = {
+            "batch_size": size,
+            "calls": len(calls),
+            "samples_per_s": round(len(calls) * size / seconds, 1),
+            "call_ms_p50": round(float(np.percentile(calls, 50)), 3),
+            "call_ms_p99": round(float(np.percentile(calls, 99)), 3),
+        }
+    return out
+
+
 def main() -> None:
     spec = json.load(sys.stdin)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(spec.get("intra_op_threads", 1))
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(spec["model_path"], opts, providers=["CPUExecutionProvider"])
+    if "batch_sizes" in spec:
+        json.dump(batches(session, spec["input"], spec["dims"], [int(b) for b in spec["batch_sizes"]], float(spec["duration_s"])), sys.stdout)
+        return
     rng = np.random.default_rng(0)
     feed = {spec["input"]: rng.standard_normal((1, *spec["dims"]), dtype=np.float32)}
     out = {str(c): run(session, feed, int(c), float(spec["duration_s"])) for c in spec["concurrency"]}

@@ -11,9 +11,37 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def main(results_path: str, png_path: str) -> None:
+def batching(results: dict, png_path: str) -> None:
+    """Throughput (samples/s) and p99 latency against concurrency, batching on vs off, per model,
+    with the model's in-process batched limit as a line."""
+    models = list(results["models"].keys())
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        data = results["models"][model]
+        for mode in ("batching_on", "batching_off"):
+            points = data[mode]
+            cs = sorted(int(c) for c in points)
+            axes[row][0].plot(cs, [points[str(c)]["throughput_rps"] for c in cs], marker="o", label=mode)
+            axes[row][1].plot(cs, [points[str(c)]["p99_ms"] for c in cs], marker="o", label=mode)
+        limit = data["inprocess_limit"]
+        axes[row][0].axhline(limit["samples_per_s"], color="gray", linestyle="--", label=f"in-process limit (batch {limit['batch_size']})")
+        for ax, title, unit in ((axes[row][0], "throughput", "samples/s"), (axes[row][1], "p99 latency", "ms")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrent single-sample clients")
+            ax.set_ylabel(unit)
+            ax.set_title(f"{model}: {title}")
+            ax.legend(fontsize=8)
+    fig.suptitle(results.get("title", "Inferneo batching benchmark"))
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
+def main(results_path: str, png_path: str, kind: str = "latency") -> None:
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
+    if kind == "batching":
+        batching(results, png_path)
+        return
     models = list(results["models"].keys())
     fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)
     for row, model in enumerate(models):
@@ -41,4 +69,4 @@ def main(results_path: str, png_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

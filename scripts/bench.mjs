@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm run bench [-- --duration-ms 5000 --concurrency 1,16 --models classifier,mlp_wide]`:
-// set up, install the chart library, start a throw-away Redis, and run bench/latency.ts.
+// `npm run bench [-- --duration-ms 5000 --concurrency 1,16 --models classifier,mlp_wide]` runs
+// bench/latency.ts; `npm run bench:batching [-- --workers 1 --concurrency 1,8,32,64,128]` runs
+// bench/batching.ts. Both: set up, install the chart library, start a throw-away Redis, run.
 import path from 'node:path';
 import { startLocalRedis } from './lib/redis.mjs';
 import { run } from './lib/run.mjs';
@@ -13,7 +14,8 @@ try {
   run(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', path.join(ROOT, 'bench', 'requirements.txt')]);
   if (!process.env.REDIS_URL) redis = await startLocalRedis();
   const env = { ...process.env, REDIS_URL: process.env.REDIS_URL || redis.url };
-  run(process.execPath, [path.join(ROOT, 'dist', 'bench', 'latency.js'), ...process.argv.slice(2)], { cwd: ROOT, env });
+  const [name, ...args] = process.argv.slice(2);
+  run(process.execPath, [path.join(ROOT, 'dist', 'bench', `${name}.js`), ...args], { cwd: ROOT, env });
 } catch (err) {
   console.error(`bench: ${err.message}`);
   code = 1;

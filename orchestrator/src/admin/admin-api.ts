@@ -204,7 +204,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
           actor: req.get('x-inferneo-actor') ?? 'admin-token',
           from: req.ip ?? req.socket.remoteAddress ?? '',
           action: `${e.method.toUpperCase()} ${e.path}`,
-          target: Object.values(params).join('/'),
+          target: Object.values(params).join('/') || String((body as { name?: unknown } | undefined)?.name ?? ''),
           ...(e.body !== undefined ? { body } : {}),
         };
         log(`[inferneo] audit ${JSON.stringify(entry)}`);
@@ -228,7 +228,8 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     else if (err instanceof ZodError) error = new InvalidArgumentError(describeZodError(err, 'body'));
     else error = toInferneoError(err);
     if (error.code === 'INTERNAL') console.error(`[inferneo] admin API internal error: ${(err as Error).stack ?? String(err)}`);
-    res.status(httpStatusOf(error.code)).json({ error: error.message });
+    // `code` (stable, from errors.ts) beside the message, so that clients need not parse text.
+    res.status(httpStatusOf(error.code)).json({ error: error.message, code: error.code });
   });
   return app;
 }

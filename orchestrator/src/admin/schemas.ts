@@ -29,7 +29,7 @@ export const promoteBody = z.object({ arm: nameSchema.describe('The arm that get
 
 export const routeBody = routeSpecSchema;
 
-export const errorBody = z.object({ error: z.string().describe('What was wrong') });
+export const errorBody = z.object({ error: z.string().describe('What was wrong'), code: z.string().describe('Stable error code, e.g. CONFLICT') });
 
 export const versionView = z.object({
   model: z.string(),

@@ -43,8 +43,10 @@ async function readAllStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
+/** The first candidate with a non-empty value, as `[value, where it came from]`. */
+function first(...candidates: [string | undefined, string][]): [string, string] | undefined {
+  for (const [value, source] of candidates) if (value !== undefined && value !== '') return [value, source];
+  return undefined;
 }
 
 /**
@@ -62,26 +64,22 @@ export async function runCli(args: string[], io: CliIo = {}): Promise<number> {
 
   const connect = async (opts: GlobalOptions): Promise<AdminClient> => {
     // Each setting with where it came from, so that an error can say which one to fix.
-    const url: [string, string] = nonEmpty(opts.url) !== undefined ? [opts.url!, '--url'] : nonEmpty(env['INFERNEO_URL']) !== undefined ? [env['INFERNEO_URL']!, 'INFERNEO_URL'] : [DEFAULT_URL, 'the default'];
-    const actor: [string, string] | undefined = nonEmpty(opts.actor) !== undefined ? [opts.actor!, '--actor'] : nonEmpty(env['USER']) !== undefined ? [env['USER']!, 'USER'] : undefined;
-    let token: [string, string];
-    if (nonEmpty(opts.token) !== undefined) token = [opts.token!, '--token'];
-    else if (nonEmpty(env['INFERNEO_ADMIN_TOKEN']) !== undefined) token = [env['INFERNEO_ADMIN_TOKEN']!, 'INFERNEO_ADMIN_TOKEN'];
-    else {
-      const file = path.resolve(cwd, nonEmpty(env['INFERNEO_ADMIN_TOKEN_FILE']) ?? DEFAULT_TOKEN_FILE);
-      const content = nonEmpty(await readFile(file, 'utf8').then((t) => t.trim(), () => undefined));
-      if (content === undefined) {
-        throw new InvalidArgumentError(
-          `no admin token: pass --token, set INFERNEO_ADMIN_TOKEN, or run inferneo in the directory where the orchestrator wrote ${DEFAULT_TOKEN_FILE} (there is none at ${file})`,
-        );
-      }
-      token = [content, file];
+    const url = first([opts.url, '--url'], [env['INFERNEO_URL'], 'INFERNEO_URL']) ?? [DEFAULT_URL, 'the default'];
+    const actor = first([opts.actor, '--actor'], [env['USER'], 'USER']);
+    const file = path.resolve(cwd, env['INFERNEO_ADMIN_TOKEN_FILE'] || DEFAULT_TOKEN_FILE);
+    const token =
+      first([opts.token, '--token'], [env['INFERNEO_ADMIN_TOKEN'], 'INFERNEO_ADMIN_TOKEN']) ??
+      first([await readFile(file, 'utf8').then((t) => t.trim(), () => undefined), file]);
+    if (token === undefined) {
+      throw new InvalidArgumentError(
+        `no admin token: pass --token, set INFERNEO_ADMIN_TOKEN, or run inferneo in the directory where the orchestrator wrote ${DEFAULT_TOKEN_FILE} (there is none at ${file})`,
+      );
     }
     tokenSource = token[1];
     try {
       return new AdminClient({ url: url[0], token: token[0], ...(actor !== undefined ? { actor: actor[0] } : {}) });
     } catch (err) {
-      // The client's messages start with the option's name: `url: ...`, `token: ...`, `actor: ...`.
+      // The client's messages start with the option's name: `url: …`, `token: …`, `actor: …`.
       const field = /^(\w+):/.exec((err as Error).message)?.[1];
       const source = field === 'url' ? url[1] : field === 'actor' ? actor?.[1] : token[1];
       throw new InvalidArgumentError(`${(err as Error).message} (from ${source ?? 'the default'})`);

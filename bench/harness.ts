@@ -1,0 +1,188 @@
+/**
+ * What the benchmarks share: free ports, starting an orchestrator as its own process (so that the
+ * load generator never competes with it for an event loop), an HTTP caller over keep-alive, the
+ * in-process ONNX Runtime baseline, peak memory from /proc, and writing results beside a chart.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
+export const RESULTS = path.join(ROOT, 'bench', 'results');
+
+export interface ModelSpec {
+  name: string;
+  input: string;
+  dims: number[];
+}
+
+export const MODELS: Record<string, ModelSpec> = {
+  classifier: { name: 'classifier', input: 'features', dims: [16] },
+  mlp_wide: { name: 'mlp_wide', input: 'INPUT0', dims: [512] },
+  mlp_tiny: { name: 'mlp_tiny', input: 'INPUT0', dims: [256] },
+};
+
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+export function modelsArg(fallback: string): ModelSpec[] {
+  return arg('models', fallback)
+    .split(',')
+    .map((m) => {
+      const spec = MODELS[m];
+      if (spec === undefined) throw new Error(`unknown model ${m}; choose from ${Object.keys(MODELS).join(', ')}`);
+      return spec;
+    });
+}
+
+export function machine(): Record<string, unknown> {
+  return { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, node: process.version, memory_gb: Math.round(os.totalmem() / 2 ** 30) };
+}
+
+/** One deterministic sample of the model's input, as raw float32 bytes. */
+export function sample(spec: ModelSpec): Buffer {
+  const n = spec.dims.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(i);
+  return Buffer.from(x.buffer);
+}
+
+/** Peak resident memory (VmHWM) of a process, in MiB. */
+export function peakRssMb(pid: number): number {
+  try {
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    return Math.round((kb / 1024) * 10) / 10;
+  } catch {
+    return NaN;
+  }
+}
+
+export function childPids(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Orchestrator {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `dist/orchestrator/src/main.js` with extra environment and waits until it is ready. */
+export async function startOrchestrator(env: Record<string, string>): Promise<Orchestrator> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'orchestrator', 'src', 'main.js')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      INFERNEO_HTTP_HOST: '127.0.0.1',
+      INFERNEO_HTTP_PORT: String(port),
+      INFERNEO_GRPC_PORT: String(await freePort()),
+      INFERNEO_REDIS_PREFIX: `inferneo-bench-${process.pid}-${port}:`,
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  };
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the orchestrator exited with code ${child.exitCode}`);
+    if (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then((r) => r.ok, () => false)) return { child, port, stop };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error('the orchestrator did not become ready in 120 s');
+}
+
+/**
+ * A caller that sends one single-sample binary-tensor inference request to the model over a
+ * keep-alive agent with `sockets` connections.
+ */
+export function httpInferCaller(port: number, spec: ModelSpec, sockets: number): { call: () => Promise<void>; close: () => void } {
+  const data = sample(spec);
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: spec.input, datatype: 'FP32', shape: [1, ...spec.dims], parameters: { binary_data_size: data.length } }],
+      parameters: { binary_data_output: true },
+    }),
+  );
+  const body = Buffer.concat([header, data]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: sockets });
+  const call = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `/v2/models/${spec.name}/versions/1/infer`,
+          agent,
+          headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': header.length, 'content-length': body.length },
+        },
+        (res) => {
+          res.on('data', () => undefined);
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { call, close: () => agent.destroy() };
+}
+
+/** Runs bench/onnx_inprocess.py with a JSON spec; returns its JSON answer. */
+export function inProcess<T>(spec: ModelSpec, extra: Record<string, unknown>): T {
+  const result = spawnSync(PYTHON, [path.join(ROOT, 'bench', 'onnx_inprocess.py')], {
+    input: JSON.stringify({
+      model_path: path.join(ROOT, 'model-repository', spec.name, '1', 'model.onnx'),
+      input: spec.input,
+      dims: spec.dims,
+      ...extra,
+    }),
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`in-process baseline failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Writes `<name>.json`, draws `<name>.png` with bench/plot.py (`kind` picks the chart), prints the JSON. */
+export function writeResults(name: string, report: Record<string, unknown>, kind: 'latency' | 'batching'): void {
+  mkdirSync(RESULTS, { recursive: true });
+  const jsonPath = path.join(RESULTS, `${name}.json`);
+  writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
+  const plot = spawnSync(PYTHON, [path.join(ROOT, 'bench', 'plot.py'), jsonPath, path.join(RESULTS, `${name}.png`), kind], { stdio: 'inherit' });
+  if (plot.status !== 0) console.error('[bench] could not draw the chart (is matplotlib installed? `npm run bench` installs it)');
+  console.log(JSON.stringify(report, null, 2));
+  console.error(`[bench] wrote ${jsonPath} and ${name}.png`);
+}
