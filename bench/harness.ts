@@ -5,11 +5,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
@@ -95,10 +95,13 @@ export interface Orchestrator {
   stop(): Promise<void>;
 }
 
-/** Starts `dist/orchestrator/src/main.js` with extra environment and waits until it is ready. */
-export async function startOrchestrator(env: Record<string, string>): Promise<Orchestrator> {
+/**
+ * Starts `dist/orchestrator/src/main.js` with extra environment (and Node flags, e.g. `--cpu-prof`)
+ * and waits until it is ready.
+ */
+export async function startOrchestrator(env: Record<string, string>, nodeArgs: string[] = []): Promise<Orchestrator> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'orchestrator', 'src', 'main.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'orchestrator', 'src', 'main.js')], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -126,8 +129,9 @@ export async function startOrchestrator(env: Record<string, string>): Promise<Or
 }
 
 /**
- * A caller that sends one single-sample binary-tensor inference request to the model over a
- * keep-alive agent with `sockets` connections.
+ * A caller that sends one single-sample binary-tensor inference request to the model over
+ * `sockets` keep-alive connections (undici's Pool: the leanest well-kept HTTP/1.1 client, so that
+ * the load generator takes as little as possible of the CPU it shares with the server).
  */
 export function httpInferCaller(port: number, spec: ModelSpec, sockets: number): { call: () => Promise<void>; close: () => void } {
   const data = sample(spec);
@@ -138,27 +142,15 @@ export function httpInferCaller(port: number, spec: ModelSpec, sockets: number):
     }),
   );
   const body = Buffer.concat([header, data]);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: sockets });
-  const call = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: `/v2/models/${spec.name}/versions/1/infer`,
-          agent,
-          headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': header.length, 'content-length': body.length },
-        },
-        (res) => {
-          res.on('data', () => undefined);
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-  return { call, close: () => agent.destroy() };
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: sockets, pipelining: 1 });
+  const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) };
+  const path = `/v2/models/${spec.name}/versions/1/infer`;
+  const call = async (): Promise<void> => {
+    const res = await pool.request({ path, method: 'POST', headers, body });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+  };
+  return { call, close: () => void pool.close() };
 }
 
 /** Runs bench/onnx_inprocess.py with a JSON spec; returns its JSON answer. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { fromAbortSignal } from '../src/scheduling/cancel-signal.js';
 import { ManualClock } from '../src/scheduling/clock.js';
 import { type BatcherOptions, DynamicBatcher } from '../src/scheduling/dynamic-batcher.js';
 
@@ -181,7 +182,7 @@ describe('dynamic-batcher', () => {
     const { exec, batcher } = setup({ maxInflightBatches: 1 });
     track(batcher.submit('running', one));
     const controller = new AbortController();
-    const gone = track(batcher.submit('gone', { ...one, signal: controller.signal }));
+    const gone = track(batcher.submit('gone', { ...one, signal: fromAbortSignal(controller.signal) }));
     const stays = track(batcher.submit('stays', one));
     controller.abort();
     await flush();
@@ -193,7 +194,7 @@ describe('dynamic-batcher', () => {
     assert.equal(stays.value, 'stays!');
     const aborted = new AbortController();
     aborted.abort();
-    await assert.rejects(batcher.submit('x', { ...one, signal: aborted.signal }), { code: 'CANCELLED' });
+    await assert.rejects(batcher.submit('x', { ...one, signal: fromAbortSignal(aborted.signal) }), { code: 'CANCELLED' });
   });
 
   it('settles every request: per-request errors stay with their request, a failed batch fails its requests', async () => {

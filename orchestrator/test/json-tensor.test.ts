@@ -88,3 +88,25 @@ describe('json-tensor', () => {
     assert.throws(() => decodeBytesElements(raw.subarray(0, 8), 'T'), /element 1 has an incomplete 4-byte length/);
   });
 });
+
+describe('tensor rows', () => {
+  it('concatenates along the batch dimension and splits back into views', async () => {
+    const { concatRows, splitRows } = await import('../src/protocol/tensor.js');
+    const a = { name: 'x', datatype: 'INT32' as const, shape: [1, 2], data: jsonDataToBuffer('INT32', [1, 2], [1, 2], 'x') };
+    const b = { name: 'x', datatype: 'INT32' as const, shape: [2, 2], data: jsonDataToBuffer('INT32', [2, 2], [3, 4, 5, 6], 'x') };
+    const joined = concatRows([a, b]);
+    assert.deepEqual(joined.shape, [3, 2]);
+    assert.equal(concatRows([a]), a);
+    const [pa, pb] = splitRows(joined, [1, 2]);
+    assert.deepEqual(JSON.parse(bufferToJsonData('INT32', pa!.data)), [1, 2]);
+    assert.deepEqual(pb!.shape, [2, 2]);
+    assert.deepEqual(JSON.parse(bufferToJsonData('INT32', pb!.data)), [3, 4, 5, 6]);
+    assert.equal(pb!.data.buffer, joined.data.buffer, 'a view, not a copy');
+    assert.throws(() => splitRows(joined, [1, 1]), /has 3 rows, the batch had 2/);
+    const s = { name: 's', datatype: 'BYTES' as const, shape: [3, 1], data: encodeBytesElements(['a', 'bcd', '']) };
+    const parts = splitRows(s, [2, 1]);
+    assert.deepEqual(decodeBytesElements(parts[0]!.data).map(String), ['a', 'bcd']);
+    assert.deepEqual(decodeBytesElements(parts[1]!.data).map(String), ['']);
+    assert.throws(() => splitRows({ ...s, data: s.data.subarray(0, 6) }, [2, 1]), /shorter than its shape says/);
+  });
+});

@@ -64,3 +64,44 @@ export function parseShape(value: unknown, what: string): number[] {
   }
   return shape;
 }
+
+/**
+ * Joins tensors of the same name, datatype and non-batch dimensions along the first dimension (one
+ * copy). The batcher only groups requests whose shapes agree, so callers need not check again.
+ */
+export function concatRows(tensors: readonly Tensor[]): Tensor {
+  const first = tensors[0]!;
+  if (tensors.length === 1) return first;
+  let rows = 0;
+  for (const t of tensors) rows += t.shape[0] ?? 1;
+  return { name: first.name, datatype: first.datatype, shape: [rows, ...first.shape.slice(1)], data: Buffer.concat(tensors.map((t) => t.data)) };
+}
+
+/** Splits a tensor along its first dimension into pieces of `rows[i]` rows; the pieces are views, not copies. */
+export function splitRows(tensor: Tensor, rows: readonly number[]): Tensor[] {
+  const total = tensor.shape[0] ?? 0;
+  const sum = rows.reduce((a, b) => a + b, 0);
+  if (sum !== total) throw new InvalidArgumentError(`output '${tensor.name}' has ${total} rows, the batch had ${sum}`);
+  const rest = tensor.shape.slice(1);
+  const perRow = elementCount(rest);
+  const size = byteSizeOf(tensor.datatype, [perRow]);
+  const out: Tensor[] = [];
+  let offset = 0;
+  if (size !== undefined) {
+    for (const r of rows) {
+      out.push({ name: tensor.name, datatype: tensor.datatype, shape: [r, ...rest], data: tensor.data.subarray(offset, offset + r * size) });
+      offset += r * size;
+    }
+    return out;
+  }
+  // BYTES: walk the length prefixes to find where each request's elements end.
+  for (const r of rows) {
+    const start = offset;
+    for (let e = 0; e < r * perRow; e++) {
+      if (offset + 4 > tensor.data.length) throw new InvalidArgumentError(`BYTES output '${tensor.name}' is shorter than its shape says`);
+      offset += 4 + tensor.data.readUInt32LE(offset);
+    }
+    out.push({ name: tensor.name, datatype: tensor.datatype, shape: [r, ...rest], data: tensor.data.subarray(start, offset) });
+  }
+  return out;
+}

@@ -1,4 +1,5 @@
 import { ErrorCode, InferneoError, ResourceExhaustedError, UnavailableError } from '../errors.js';
+import type { CancelSignal } from './cancel-signal.js';
 import { type Clock, systemClock } from './clock.js';
 
 /**
@@ -55,8 +56,8 @@ export interface SubmitOptions {
   priority?: number;
   /** The request's own queue timeout in µs (only shorter than the default, and only when allowed). */
   timeoutUs?: number;
-  /** Aborting removes the request from the queue if it has not been dispatched. */
-  signal?: AbortSignal;
+  /** Cancelling removes the request from the queue if it has not been dispatched. */
+  signal?: CancelSignal;
 }
 
 /** Runs a batch; resolves with one result or Error per request, in order. */
@@ -219,12 +220,7 @@ export class DynamicBatcher<Req, Res> {
         reject,
         cleanup: undefined,
       };
-      if (options.signal !== undefined) {
-        const signal = options.signal;
-        const onAbort = (): void => this.cancel(item);
-        signal.addEventListener('abort', onAbort, { once: true });
-        item.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
+      if (options.signal !== undefined) item.cleanup = options.signal.onCancel(() => this.cancel(item));
       this.queues[level - 1]!.push(item);
       this.queuedPerLevel[level - 1]!++;
       this.queued++;

@@ -37,6 +37,22 @@ export type FailureReason = 'REJECTED' | 'CANCELED' | 'BACKEND' | 'OTHER';
 
 const zero = (): Duration => ({ count: 0, ns: 0 });
 
+interface Child {
+  inc(value?: number): void;
+}
+
+interface Entry {
+  stats: ModelStatistics;
+  success: Child;
+  inferenceCount: Child;
+  execCount: Child;
+  pending: { set(value: number): void };
+  requestDuration: Child;
+  queueDuration: Child;
+  computeDuration: Child;
+  batchSize: { observe(value: number): void };
+}
+
 export class InferenceStats {
   private readonly success: Counter<'model' | 'version'>;
   private readonly failure: Counter<'model' | 'version' | 'reason'>;
@@ -47,7 +63,7 @@ export class InferenceStats {
   private readonly queueDuration: Counter<'model' | 'version'>;
   private readonly computeDuration: Counter<'model' | 'version'>;
   private readonly batchSize: Histogram<'model' | 'version'>;
-  private readonly byVersion = new Map<string, ModelStatistics>();
+  private readonly byVersion = new Map<string, Entry>();
 
   constructor(registry: Registry) {
     const common = { labelNames: ['model', 'version'] as const, registers: [registry] };
@@ -72,42 +88,55 @@ export class InferenceStats {
     });
   }
 
-  private entry(model: string, version: string): ModelStatistics {
+  /** The statistics of a version, with its labelled metric children looked up once (not per request). */
+  private entry(model: string, version: string): Entry {
     const key = `${model}\u0000${version}`;
-    let s = this.byVersion.get(key);
-    if (s === undefined) {
-      s = {
-        name: model,
-        version,
-        last_inference: 0,
-        inference_count: 0,
-        execution_count: 0,
-        inference_stats: { success: zero(), fail: zero(), queue: zero(), compute_input: zero(), compute_infer: zero(), compute_output: zero(), cache_hit: zero(), cache_miss: zero() },
-        batch_stats: [],
-        memory_usage: [],
+    let e = this.byVersion.get(key);
+    if (e === undefined) {
+      const labels = { model, version };
+      e = {
+        stats: {
+          name: model,
+          version,
+          last_inference: 0,
+          inference_count: 0,
+          execution_count: 0,
+          inference_stats: { success: zero(), fail: zero(), queue: zero(), compute_input: zero(), compute_infer: zero(), compute_output: zero(), cache_hit: zero(), cache_miss: zero() },
+          batch_stats: [],
+          memory_usage: [],
+        },
+        success: this.success.labels(labels),
+        inferenceCount: this.inferenceCount.labels(labels),
+        execCount: this.execCount.labels(labels),
+        pending: this.pending.labels(labels),
+        requestDuration: this.requestDuration.labels(labels),
+        queueDuration: this.queueDuration.labels(labels),
+        computeDuration: this.computeDuration.labels(labels),
+        batchSize: this.batchSize.labels(labels),
       };
-      this.byVersion.set(key, s);
+      this.byVersion.set(key, e);
     }
-    return s;
+    return e;
   }
 
   setPending(model: string, version: string, count: number): void {
-    this.pending.set({ model, version }, count);
+    this.entry(model, version).pending.set(count);
   }
 
   /** A batch was dispatched after its requests waited `queueMs` each. */
   dispatched(model: string, version: string, queueMs: number[]): void {
-    const s = this.entry(model, version);
-    for (const ms of queueMs) {
-      s.inference_stats.queue.count++;
-      s.inference_stats.queue.ns += Math.round(ms * 1e6);
-      this.queueDuration.inc({ model, version }, ms * 1000);
-    }
+    const e = this.entry(model, version);
+    let total = 0;
+    for (const ms of queueMs) total += ms;
+    e.stats.inference_stats.queue.count += queueMs.length;
+    e.stats.inference_stats.queue.ns += Math.round(total * 1e6);
+    e.queueDuration.inc(total * 1000);
   }
 
   /** A batch of `rows` finished executing in `computeMs`. */
   executed(model: string, version: string, rows: number, computeMs: number): void {
-    const s = this.entry(model, version);
+    const e = this.entry(model, version);
+    const s = e.stats;
     const ns = Math.round(computeMs * 1e6);
     s.execution_count++;
     s.inference_count += rows;
@@ -124,25 +153,25 @@ export class InferenceStats {
     batch.compute_output.count++;
     batch.compute_infer.count++;
     batch.compute_infer.ns += ns;
-    this.execCount.inc({ model, version });
-    this.inferenceCount.inc({ model, version }, rows);
-    this.computeDuration.inc({ model, version }, computeMs * 1000);
-    this.batchSize.observe({ model, version }, rows);
+    e.execCount.inc();
+    e.inferenceCount.inc(rows);
+    e.computeDuration.inc(computeMs * 1000);
+    e.batchSize.observe(rows);
   }
 
   /** A request finished, end to end in `durationMs`, successfully or for `reason`. */
   finished(model: string, version: string, durationMs: number, failure?: FailureReason): void {
-    const s = this.entry(model, version);
-    const d = failure === undefined ? s.inference_stats.success : s.inference_stats.fail;
+    const e = this.entry(model, version);
+    const d = failure === undefined ? e.stats.inference_stats.success : e.stats.inference_stats.fail;
     d.count++;
     d.ns += Math.round(durationMs * 1e6);
-    if (failure === undefined) this.success.inc({ model, version });
+    if (failure === undefined) e.success.inc();
     else this.failure.inc({ model, version, reason: failure });
-    this.requestDuration.inc({ model, version }, durationMs * 1000);
+    e.requestDuration.inc(durationMs * 1000);
   }
 
   /** Statistics of a model's versions (all, or one), in Triton's format. */
   statistics(model: string, versions: string[]): ModelStatistics[] {
-    return versions.map((v) => structuredClone(this.entry(model, v)));
+    return versions.map((v) => structuredClone(this.entry(model, v).stats));
   }
 }

@@ -2,6 +2,7 @@ import type { Backend, BackendRequest } from '../backends/backend.js';
 import { ErrorCode, type InferneoError, InvalidArgumentError, toInferneoError } from '../errors.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { ModelConfig } from '../registry/model-config.js';
+import type { CancelSignal } from './cancel-signal.js';
 import { type Clock, systemClock } from './clock.js';
 import { type BatcherOptions, DynamicBatcher, type QueuePolicy } from './dynamic-batcher.js';
 import type { FailureReason, InferenceStats } from './inference-stats.js';
@@ -18,8 +19,8 @@ export interface ScheduleOptions {
   priority?: number;
   /** `parameters.timeout` of the request, in µs. */
   timeoutUs?: number;
-  /** Aborted when the client goes away. */
-  signal?: AbortSignal;
+  /** Cancelled when the client goes away. */
+  signal?: CancelSignal;
 }
 
 export interface SchedulerOptions {

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CancelSource, type CancelSignal } from '../scheduling/cancel-signal.js';
 import { ErrorCode, httpStatusOf, type InferneoError, InvalidArgumentError, toInferneoError } from '../errors.js';
 
 /**
@@ -15,8 +16,8 @@ export interface Reply {
   headers?: Record<string, string | number>;
 }
 
-/** `signal` is aborted when the client goes away before its response is written. */
-export type Handler = (req: IncomingMessage, params: string[], signal: AbortSignal) => Promise<Reply> | Reply;
+/** `signal` is cancelled when the client goes away before its response is written. */
+export type Handler = (req: IncomingMessage, params: string[], signal: CancelSignal) => Promise<Reply> | Reply;
 
 export function jsonReply(value: unknown, status = 200): Reply {
   return { status, body: JSON.stringify(value), headers: { 'content-type': 'application/json' } };
@@ -103,11 +104,11 @@ export class HttpServer {
       }
       const route = this.options.router(req.method ?? 'GET', segments);
       if (!('handler' in route)) throw route;
-      const gone = new AbortController();
+      const gone = new CancelSource();
       res.once('close', () => {
-        if (!res.writableFinished) gone.abort();
+        if (!res.writableFinished) gone.cancel();
       });
-      reply = await route.handler(req, route.params, gone.signal);
+      reply = await route.handler(req, route.params, gone);
     } catch (err) {
       const error = toInferneoError(err);
       if (error.code === ErrorCode.INTERNAL) this.options.onInternalError?.(error, req);

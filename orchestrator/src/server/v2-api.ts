@@ -7,6 +7,7 @@ import { metadataShape, type ModelConfig } from '../registry/model-config.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { Router as TrafficRouter, Target } from '../routing/router.js';
 import type { InferenceStats } from '../scheduling/inference-stats.js';
+import type { CancelSignal } from '../scheduling/cancel-signal.js';
 import type { ScheduleOptions, Scheduler } from '../scheduling/scheduler.js';
 import { readBody } from './http-body.js';
 import { emptyReply, type Handler, jsonReply, type Reply, type Router } from './http-server.js';
@@ -21,7 +22,7 @@ export const SERVER_VERSION = '0.1.0';
 export const EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'parameters', 'statistics', 'schedule_policy'];
 
 /** `parameters.priority` and `parameters.timeout` (µs) of a request, as Triton takes them. */
-function schedulingParameters(request: InferRequest, signal?: AbortSignal): ScheduleOptions {
+function schedulingParameters(request: InferRequest, signal?: CancelSignal): ScheduleOptions {
   const out: ScheduleOptions = {};
   for (const name of ['priority', 'timeout'] as const) {
     const value = request.parameters[name];
