@@ -14,10 +14,12 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import numpy.typing as npt
 
 from ._proc import rss_bytes
 from .errors import (
@@ -30,7 +32,15 @@ from .errors import (
     WorkerError,
 )
 from .model_config import ModelConfig, load_model_config
-from .runners import InferRequest, InferResponse, ModelMetadata, Runner, onnx_runner, python_runner
+from .runners import (
+    BatchRequest,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    Runner,
+    onnx_runner,
+    python_runner,
+)
 from .warmup import run_warmup
 
 _log = logging.getLogger(__name__)
@@ -370,23 +380,43 @@ class ModelHost:
 
     # -- serving --------------------------------------------------------------------------------
 
-    def infer(
-        self, model: str, version: str, requests: Sequence[InferRequest]
-    ) -> list[InferResponse]:
-        """Run one ``infer`` call; per-request failures are in the responses, whole-call ones
-        are raised."""
-        self._check_names(model, version)
+    def _ready_runner(self, model: str, version: str) -> tuple[_Entry, Runner]:
         with self._lock:
             entry = self._entries.get((model, version))
             runner = entry.runner if entry is not None and entry.state is ModelState.READY else None
         if entry is None or runner is None:
+            # Names are checked only now: a loaded version's were checked when it loaded.
+            self._check_names(model, version)
             raise self._not_loaded(model, version)
+        return entry, runner
+
+    def infer(
+        self, model: str, version: str, requests: Sequence[InferRequest]
+    ) -> Sequence[InferResponse]:
+        """Run one ``infer`` call; per-request failures are in the responses, whole-call ones
+        are raised."""
+        entry, runner = self._ready_runner(model, version)
         report = runner.infer(requests)
         with entry.counters:
             entry.inference_count += report.rows
             entry.execution_count += report.executions
             entry.compute_ns += report.compute_ns
-        return list(report.responses)
+        return report.responses
+
+    def infer_batch(
+        self, model: str, version: str, batch: BatchRequest
+    ) -> Mapping[str, npt.NDArray[Any]]:
+        """Run one whole-batch ``infer`` call: the outputs, each with ``sum(batch.rows)`` rows;
+        every failure is raised (after counting the model call, if the model ran)."""
+        entry, runner = self._ready_runner(model, version)
+        report = runner.infer_batch(batch)
+        with entry.counters:
+            entry.inference_count += report.rows
+            entry.execution_count += report.executions
+            entry.compute_ns += report.compute_ns
+        if report.error is not None:
+            raise report.error
+        return report.outputs
 
     def stats(self) -> list[ModelStats]:
         with self._lock:

@@ -1,9 +1,11 @@
 """The worker's side of the orchestrator protocol (docs/worker-protocol.md) on one asyncio loop.
 
-The loop owns the DEALER socket and never blocks: loads, unloads and inference (including tensor
-decoding and result encoding) run in a ``ThreadPoolExecutor`` of ``threads`` workers, and only the
-finished frame comes back to the loop to be sent. Every request is answered exactly once, with a
-``result`` or an ``error`` carrying a stable code; nothing a request does can stop the loop.
+The loop owns the DEALER socket (``channel.LoopSocket``: non-blocking sends and receives from the
+loop's reader callback) and never blocks: loads, unloads and inference (including tensor decoding
+and result encoding) are submitted to a ``ThreadPoolExecutor`` of ``threads`` workers, and only
+the finished frame comes back to the loop (``call_soon_threadsafe``) to be sent. Every request is
+answered exactly once, with a ``result`` or an ``error`` carrying a stable code; nothing a request
+does can stop the loop.
 """
 
 from __future__ import annotations
@@ -11,35 +13,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, cast
+from functools import partial
+from typing import Any, Final
 
 import zmq
-import zmq.asyncio
 
 from . import wire
 from ._proc import rss_bytes
+from .channel import LoopSocket
 from .config import WorkerConfig
 from .errors import ErrorCode, InternalError, InvalidArgumentError, UnavailableError, WorkerError
 from .model_host import ModelHost
-from .runners import InferRequest, InferResponse
+from .runners import BatchRequest, InferRequest, InferResponse
 
 _log = logging.getLogger(__name__)
 
 # Missed acknowledgements tolerated: the protocol's heartbeat timeout is 3 × the interval.
 _TIMEOUT_INTERVALS: Final = 3
-# Frames at least this large are handed to ZeroMQ without a copy.
-_ZERO_COPY_BYTES: Final = 64 * 1024
 # Retry period of a hello that found no connection to send on.
 _RECONNECT_S: Final = 0.1
 # How long close() lets ZeroMQ flush the last replies.
 _LINGER_MS: Final = 1000
 
 _REQUEST_TYPES: Final = frozenset({"load", "unload", "infer", "stats"})
+
+# A request handler: (request id, message) → the answer's frame; raises WorkerError.
+_Handler = Callable[[int, dict[str, Any]], bytes]
 
 
 class ServerState(enum.Enum):
@@ -71,45 +74,71 @@ def _string_field(message: dict[str, Any], key: str) -> str:
     return value
 
 
-def _decode_request(index: int, raw: object) -> InferRequest:
-    where = f"requests[{index}]"
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError(f"{where} must be a map", field=where)
-    inputs = raw.get("inputs")
-    if not isinstance(inputs, list):
+def _output_names(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if type(value) is not list or not all(type(name) is str for name in value):
+        raise InvalidArgumentError(f"{where}.outputs must be a list of output names", field=where)
+    return tuple(value)
+
+
+def _decode_inputs(inputs: object, where: str) -> dict[str, Any]:
+    if type(inputs) is not list:
         raise InvalidArgumentError(f"{where}.inputs must be a list of tensors", field=where)
     arrays: dict[str, Any] = {}
     for position, value in enumerate(inputs):
-        tensor = wire.parse_tensor(value, where=f"{where}.inputs[{position}]")
-        if tensor.name in arrays:
-            raise InvalidArgumentError(
-                f"{where}: input '{tensor.name}' is given twice", field=tensor.name
-            )
-        arrays[tensor.name] = wire.to_numpy(tensor)
-    outputs = raw.get("outputs")
-    if outputs is None:
-        outputs = []
-    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
-        raise InvalidArgumentError(f"{where}.outputs must be a list of output names", field=where)
-    return InferRequest(inputs=arrays, outputs=tuple(outputs))
+        # The tensor's place is worded only if it is malformed.
+        located = partial("{}.inputs[{}]".format, where, position)
+        name, array = wire.parse_array(value, where=located)
+        if name in arrays:
+            raise InvalidArgumentError(f"{where}: input '{name}' is given twice", field=name)
+        arrays[name] = array
+    return arrays
 
 
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+def _decode_request(index: int, raw: object) -> InferRequest:
+    where = f"requests[{index}]"
+    if type(raw) is not dict:
+        raise InvalidArgumentError(f"{where} must be a map", field=where)
+    return InferRequest(
+        inputs=_decode_inputs(raw.get("inputs"), where),
+        outputs=_output_names(raw.get("outputs"), where),
+    )
+
+
+def _decode_batch(raw: object) -> BatchRequest:
+    """The ``batch`` of a whole-batch ``infer``, checked for form; ``validate_batch`` checks it
+    against the model."""
+    if type(raw) is not dict:
+        raise InvalidArgumentError("'batch' must be a map", field="batch")
+    rows = raw.get("rows")
+    if type(rows) is not list or not all(type(count) is int for count in rows):
+        raise InvalidArgumentError("batch.rows must be a list of integers", field="rows")
+    return BatchRequest(
+        inputs=_decode_inputs(raw.get("inputs"), "batch"),
+        rows=tuple(rows),
+        outputs=_output_names(raw.get("outputs"), "batch"),
+    )
+
+
+def _encode_outputs(outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return [wire.array_to_wire(name, array) for name, array in outputs.items()]
+    except WorkerError as exc:
+        raise InternalError(f"cannot encode an output: {exc.message}") from None
 
 
 def _encode_response(response: InferResponse) -> dict[str, Any]:
     if response.error is not None:
         return {"error": response.error.to_wire()}
     try:
-        tensors = [
-            wire.tensor_to_wire(wire.from_numpy(name, array))
-            for name, array in response.outputs.items()
-        ]
+        return {"outputs": _encode_outputs(response.outputs)}
     except WorkerError as exc:
-        return {"error": InternalError(f"cannot encode an output: {exc.message}").to_wire()}
-    return {"outputs": tensors}
+        return {"error": exc.to_wire()}
+
+
+def _error_frame(request_id: int | None, error: WorkerError) -> bytes:
+    return wire.encode(wire.error_message(request_id, error.code.value, error.message))
 
 
 class WorkerServer:
@@ -129,15 +158,22 @@ class WorkerServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
         # Loop-thread state: only touched from coroutines and callbacks on self._loop.
-        self._pending: set[asyncio.Task[None]] = set()
+        # What the drain on stop waits for: a future per request in an executor thread (done when
+        # its answer is handed to the socket) and one per answer the socket has not taken yet.
+        self._pending: set[asyncio.Future[None]] = set()
         self._inflight = 0
         self._last_ack = 0.0
         self._next_hello = 0.0
         self._next_heartbeat = 0.0
         self._wake: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
-        self._socket: zmq.asyncio.Socket | None = None
+        self._channel: LoopSocket | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._handlers: dict[str, _Handler] = {
+            "load": self._load,
+            "unload": self._unload,
+            "infer": self._infer,
+        }
 
     @property
     def state(self) -> ServerState:
@@ -178,7 +214,7 @@ class WorkerServer:
         if self._stop_requested:
             self._begin_stop()
 
-        context = zmq.asyncio.Context()
+        context = zmq.Context()
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.ROUTING_ID, self._config.worker_id.encode("utf-8"))
         socket.setsockopt(zmq.LINGER, _LINGER_MS)
@@ -188,7 +224,7 @@ class WorkerServer:
         socket.setsockopt(zmq.RECONNECT_IVL, 100)
         socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         socket.connect(self._config.connect)
-        self._socket = socket
+        self._channel = LoopSocket(self._loop, socket, self._dispatch)
         self._executor = ThreadPoolExecutor(
             max_workers=self._config.threads, thread_name_prefix="inferneo-worker"
         )
@@ -198,7 +234,7 @@ class WorkerServer:
             self._config.capacity,
             self._config.model_repository,
         )
-        receiver = asyncio.create_task(self._receive_loop(), name="inferneo-receive")
+        self._channel.start()
         liveness = asyncio.create_task(self._liveness_loop(), name="inferneo-liveness")
         try:
             await self._stop_event.wait()
@@ -215,11 +251,10 @@ class WorkerServer:
                     await asyncio.wait(unsent)
             await self._loop.run_in_executor(self._executor, self._host.close)
         finally:
-            for task in (receiver, liveness):
-                task.cancel()
-            for task in (receiver, liveness):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            liveness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await liveness
+            self._channel.close()
             self._executor.shutdown(wait=True)
             socket.close(linger=_LINGER_MS)
             context.term()
@@ -228,30 +263,23 @@ class WorkerServer:
 
     # -- sending --------------------------------------------------------------------------------
 
-    async def _send(self, frame: bytes) -> None:
-        assert self._socket is not None
-        try:
-            await self._socket.send(frame, copy=len(frame) < _ZERO_COPY_BYTES)
-        except zmq.ZMQError as exc:
-            _log.error("cannot send a reply: %s", exc)
+    def _reply(self, frame: bytes) -> None:
+        """Send an answer; one the socket cannot take yet is held (and waited for on stop)."""
+        assert self._channel is not None
+        waiting = self._channel.send(frame)
+        if waiting is not None:
+            self._pending.add(waiting)
+            waiting.add_done_callback(self._pending.discard)
 
     def _send_periodic(self, message: dict[str, Any]) -> bool:
         """Send hello/heartbeat without waiting. With no connection to the orchestrator the
         message is dropped (False): the next one carries the same information, and a burst of
         stale ones on reconnection would only confuse the orchestrator."""
-        assert self._socket is not None
-        # zmq.asyncio reports a non-blocking failure through the returned future, not by raising;
-        # the future is still pending only when it queued behind replies that wait to be sent.
-        future = cast(
-            "asyncio.Future[Any]", self._socket.send(wire.encode(message), flags=zmq.NOBLOCK)
-        )
-        if not future.done():
-            future.add_done_callback(_consume_exception)
+        assert self._channel is not None
+        if self._channel.send_or_drop(wire.encode(message)):
             return True
-        if future.exception() is not None:
-            _log.debug("no connection to the orchestrator: %s not sent", message["type"])
-            return False
-        return True
+        _log.debug("no connection to the orchestrator: %s not sent", message["type"])
+        return False
 
     def _loaded(self) -> list[dict[str, str]]:
         return [{"model": m, "version": v} for m, v in self._host.loaded()]
@@ -282,13 +310,7 @@ class WorkerServer:
         )
 
     def _reply_error(self, request_id: int | None, error: WorkerError) -> None:
-        frame = wire.encode(wire.error_message(request_id, error.code.value, error.message))
-        self._track(self._send(frame))
-
-    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._reply(_error_frame(request_id, error))
 
     # -- liveness -------------------------------------------------------------------------------
 
@@ -367,21 +389,6 @@ class WorkerServer:
 
     # -- receiving ------------------------------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
-        assert self._socket is not None
-        while True:
-            try:
-                frames = await self._socket.recv_multipart(copy=False)
-            except zmq.ZMQError as exc:
-                _log.error("receiving failed: %s", exc)
-                return
-            try:
-                self._dispatch(frames)
-            except Exception:
-                # A bug in dispatch must not end the receive loop; the request (if any) has
-                # already been answered or could not be identified.
-                _log.exception("dispatching a message failed")
-
     def _dispatch(self, frames: list[zmq.Frame]) -> None:
         if len(frames) != 1:
             self._reply_error(
@@ -402,7 +409,7 @@ class WorkerServer:
             self._on_heartbeat_ack()
         elif kind == "error":
             self._on_orchestrator_error(message)
-        elif kind not in _REQUEST_TYPES:
+        elif type(kind) is not str or kind not in _REQUEST_TYPES:
             self._reply_error(
                 request_id, InvalidArgumentError(f"unknown message type {kind!r}", field="type")
             )
@@ -418,37 +425,47 @@ class WorkerServer:
         elif kind == "stats":
             # Cheap and lock-light: answered on the loop so that it works even when every
             # executor thread is busy.
-            self._track(self._serve(request_id, functools.partial(self._stats, request_id)))
+            self._reply(self._answer(request_id, self._stats, message))
         else:
-            handler = {"load": self._load, "unload": self._unload, "infer": self._infer}[kind]
-            job = functools.partial(handler, request_id, message)
-            self._track(self._serve(request_id, job, in_executor=True))
+            self._submit(request_id, self._handlers[kind], message)
 
-    async def _serve(
-        self, request_id: int, job: Callable[[], bytes], *, in_executor: bool = False
-    ) -> None:
-        assert self._loop is not None
+    def _answer(self, request_id: int, handler: _Handler, message: dict[str, Any]) -> bytes:
+        """Run a handler; whatever it raises becomes the request's ``error`` frame."""
         try:
-            if in_executor:
-                self._inflight += 1
-                try:
-                    frame = await self._loop.run_in_executor(self._executor, job)
-                finally:
-                    self._inflight -= 1
-            else:
-                frame = job()
-        except asyncio.CancelledError:
-            raise
+            return handler(request_id, message)
         except WorkerError as exc:
-            frame = wire.encode(wire.error_message(request_id, exc.code.value, exc.message))
+            return _error_frame(request_id, exc)
         except BaseException as exc:
             _log.exception("request %d failed unexpectedly", request_id)
-            frame = wire.encode(
-                wire.error_message(
-                    request_id, ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}"
-                )
-            )
-        await self._send(frame)
+            return _error_frame(request_id, InternalError(f"{type(exc).__name__}: {exc}"))
+
+    def _submit(self, request_id: int, handler: _Handler, message: dict[str, Any]) -> None:
+        """Run a handler in an executor thread; its frame comes back through ``_finish``."""
+        assert self._loop is not None
+        assert self._executor is not None
+        marker: asyncio.Future[None] = self._loop.create_future()
+        self._pending.add(marker)
+        self._inflight += 1
+        self._executor.submit(self._execute, marker, request_id, handler, message)
+
+    def _execute(
+        self,
+        marker: asyncio.Future[None],
+        request_id: int,
+        handler: _Handler,
+        message: dict[str, Any],
+    ) -> None:
+        # Executor thread: the one hand-off back to the loop is this callback.
+        frame = self._answer(request_id, handler, message)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, marker, frame)
+
+    def _finish(self, marker: asyncio.Future[None], frame: bytes) -> None:
+        self._inflight -= 1
+        self._reply(frame)
+        self._pending.discard(marker)
+        if not marker.done():
+            marker.set_result(None)
 
     # -- request handlers (executor threads, except _stats) --------------------------------------
 
@@ -480,23 +497,47 @@ class WorkerServer:
         model = _string_field(message, "model")
         version = _string_field(message, "version")
         raw_requests = message.get("requests")
-        if not isinstance(raw_requests, list):
-            raise InvalidArgumentError("'requests' must be a list", field="requests")
-        responses: list[InferResponse | None] = []
+        raw_batch = message.get("batch")
+        if raw_batch is not None:
+            if raw_requests is not None:
+                raise InvalidArgumentError(
+                    "an infer message carries 'requests' or 'batch', not both", field="batch"
+                )
+            outputs = self._host.infer_batch(model, version, _decode_batch(raw_batch))
+            return wire.encode(
+                {
+                    "type": "result",
+                    "id": request_id,
+                    "batch": {"outputs": _encode_outputs(outputs)},
+                }
+            )
+        if type(raw_requests) is not list:
+            raise InvalidArgumentError(
+                "'requests' must be a list (or 'batch' a map)", field="requests"
+            )
         decoded: list[InferRequest] = []
+        failed: dict[int, InferResponse] = {}
         for index, raw in enumerate(raw_requests):
             try:
                 decoded.append(_decode_request(index, raw))
-                responses.append(None)
             except WorkerError as exc:
-                responses.append(InferResponse.failed(exc))
-        served = iter(self._host.infer(model, version, decoded))
-        merged = [r if r is not None else next(served) for r in responses]
+                failed[index] = InferResponse.failed(exc)
+        responses = self._host.infer(model, version, decoded)
+        if failed:
+            served = iter(responses)
+            responses = [
+                failed[index] if index in failed else next(served)
+                for index in range(len(raw_requests))
+            ]
         return wire.encode(
-            wire.result_message(request_id, {"responses": [_encode_response(r) for r in merged]})
+            {
+                "type": "result",
+                "id": request_id,
+                "responses": [_encode_response(r) for r in responses],
+            }
         )
 
-    def _stats(self, request_id: int) -> bytes:
+    def _stats(self, request_id: int, message: dict[str, Any]) -> bytes:
         return wire.encode(
             wire.result_message(
                 request_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,6 +47,15 @@ _KNOWN_UNSUPPORTED: Final = frozenset({"BF16"})
 DATATYPES: Final = frozenset(_NUMERIC_DTYPES) | {BYTES}
 """Every datatype this worker serves."""
 
+# numpy dtype → KServe name, for the dtypes met on the hot path (the wire's little-endian ones,
+# which are also the host's native ones on every platform the worker runs on, and objects).
+# ``datatype_of`` falls back to a scan for the rest (other byte order, numpy strings).
+_DATATYPE_BY_DTYPE: Final[Mapping[np.dtype[Any], str]] = {
+    **{dtype: name for name, dtype in _NUMERIC_DTYPES.items()},
+    **{dtype.newbyteorder("="): name for name, dtype in _NUMERIC_DTYPES.items()},
+    np.dtype(np.object_): BYTES,
+}
+
 _LENGTH_PREFIX: Final = struct.Struct("<I")
 
 
@@ -77,6 +86,9 @@ def numpy_dtype(datatype: str, *, tensor: str = "") -> np.dtype[Any]:
 
 def datatype_of(array: npt.NDArray[Any], *, tensor: str = "") -> str:
     """The KServe datatype that represents ``array``; strings and objects are ``BYTES``."""
+    known = _DATATYPE_BY_DTYPE.get(array.dtype)
+    if known is not None:
+        return known
     kind = array.dtype.kind
     if kind in "OSU":
         return BYTES
@@ -149,13 +161,35 @@ def _decode_bytes(tensor: Tensor, count: int) -> npt.NDArray[Any]:
 def from_numpy(name: str, array: npt.NDArray[Any]) -> Tensor:
     """Encode an array as a wire tensor; numeric data is a view of the (contiguous) array."""
     datatype = datatype_of(array, tensor=name)
-    shape = tuple(int(d) for d in array.shape)
+    shape: tuple[int, ...] = array.shape
     if datatype == BYTES:
         return Tensor(name, datatype, shape, _encode_bytes(array))
-    wire_dtype = _NUMERIC_DTYPES[datatype]
-    contiguous = np.ascontiguousarray(array, dtype=wire_dtype)
-    flat: Any = contiguous.reshape(-1)
-    return Tensor(name, datatype, shape, memoryview(flat).cast("B"))
+    return Tensor(name, datatype, shape, _numeric_data(array, _NUMERIC_DTYPES[datatype]))
+
+
+def _numeric_data(array: npt.NDArray[Any], wire_dtype: np.dtype[Any]) -> memoryview | bytes:
+    """The wire bytes of a numeric array: a view of it when it is already C-contiguous and
+    little-endian, else of a contiguous little-endian copy."""
+    if array.dtype != wire_dtype or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array, dtype=wire_dtype)
+    if array.size == 0:
+        return b""  # memoryview cannot cast a view with a zero in its shape
+    buffer: Any = array
+    return memoryview(buffer).cast("B")
+
+
+def array_to_wire(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
+    """``tensor_to_wire(from_numpy(name, array))`` in one step: the MessagePack map of an output,
+    its data a view of the array whenever it can be (see ``from_numpy``)."""
+    datatype = _DATATYPE_BY_DTYPE.get(array.dtype)
+    if datatype is None or datatype == BYTES:
+        return tensor_to_wire(from_numpy(name, array))
+    return {
+        "name": name,
+        "datatype": datatype,
+        "shape": list(array.shape),
+        "data": _numeric_data(array, _NUMERIC_DTYPES[datatype]),
+    }
 
 
 def _encode_bytes(array: npt.NDArray[Any]) -> bytes:
@@ -196,6 +230,38 @@ def parse_tensor(value: object, *, where: str) -> Tensor:
     if datatype not in DATATYPES:
         numpy_dtype(datatype, tensor=name)  # raises UNSUPPORTED or INVALID_ARGUMENT
     return Tensor(name, datatype, tuple(shape), data)
+
+
+def parse_array(value: object, *, where: Callable[[], str]) -> tuple[str, npt.NDArray[Any]]:
+    """``parse_tensor`` then ``to_numpy`` (same checks, same errors), in one pass for the common
+    case of a well-formed numeric tensor: its array is a read-only view of the received bytes.
+    ``where`` is called for error messages only."""
+    if type(value) is dict:
+        name = value.get("name")
+        datatype = value.get("datatype")
+        shape = value.get("shape")
+        data = value.get("data")
+        if (
+            type(name) is str
+            and name
+            and type(datatype) is str
+            and datatype != "BOOL"  # its 0/1 check is to_numpy's
+            and type(shape) is list
+            and type(data) is bytes
+        ):
+            dtype = _NUMERIC_DTYPES.get(datatype)
+            if dtype is not None:
+                count = 1
+                for dim in shape:
+                    if type(dim) is not int or dim < 0:
+                        break
+                    count *= dim
+                else:
+                    if len(data) == count * dtype.itemsize:
+                        return name, np.frombuffer(data, dtype=dtype).reshape(shape)
+    # Anything else takes the long way, which also words the errors.
+    tensor = parse_tensor(value, where=where())
+    return tensor.name, to_numpy(tensor)
 
 
 def tensor_to_wire(tensor: Tensor) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from conftest import (
     write_slow_model,
 )
 from inferneo_worker.config import WorkerConfig
-from inferneo_worker.server import Registration, ServerState, WorkerServer
+from inferneo_worker.runners import InferResponse
+from inferneo_worker.server import Registration, ServerState, WorkerServer, _encode_response
 
 StartServer = Callable[..., ServerThread]
 
@@ -370,6 +371,7 @@ def test_load_with_source_and_failing_warmup(
         ),
         ({"type": "result"}, "INVALID_ARGUMENT", "unknown message type 'result'"),
         ({"type": "frobnicate"}, "INVALID_ARGUMENT", "unknown message type"),
+        ({"type": ["infer"]}, "INVALID_ARGUMENT", "unknown message type ['infer']"),
     ],
 )
 def test_failed_requests_get_error_with_their_id(
@@ -550,3 +552,65 @@ def test_stop_does_not_wait_for_a_vanished_orchestrator(
     worker.stop(timeout=10)
     assert time.monotonic() - started < 5.0
     assert worker.server.state is ServerState.STOPPED
+
+
+def test_replies_wait_for_the_orchestrator_to_come_back(
+    slow_repository: Path, endpoint: str, start_server: StartServer
+) -> None:
+    worker = start_server(slow_repository)
+    router = Orchestrator(endpoint)
+    try:
+        identity, _ = router.handshake()
+        router.call(identity, {"type": "load", "model": "slow", "version": "1"})
+        router.send(
+            identity,
+            {
+                "type": "infer",
+                "id": 77,
+                "model": "slow",
+                "version": "1",
+                "requests": [{"inputs": [_fp32("IN", np.array([300.0]))]}],
+            },
+        )
+        _wait_for(lambda: worker.server._inflight == 1)
+    finally:
+        router.close()
+    _wait_for(lambda: worker.server._inflight == 0)
+    assert len(worker.server._pending) == 1, "the answer waits for a connection"
+    again = Orchestrator(endpoint)
+    try:
+        reply = again.answer(77)
+        assert reply["type"] == "result"
+        np.testing.assert_array_equal(_decode(reply["responses"][0]["outputs"][0]), [300.0])
+        _wait_for(lambda: not worker.server._pending)
+    finally:
+        again.close()
+
+
+def test_a_burst_of_requests_is_answered_in_order(
+    model_repository: Path, orchestrator: Orchestrator, start_server: StartServer
+) -> None:
+    start_server(model_repository)
+    identity, _ = orchestrator.handshake()
+    ids = list(range(5000, 5200))
+    for request_id in ids:
+        orchestrator.send(identity, {"type": "stats", "id": request_id})
+    answered: list[int] = []
+    while len(answered) < len(ids):
+        _, reply = orchestrator.recv()
+        if reply["type"] == "heartbeat":
+            orchestrator.send(identity, {"type": "heartbeat"})
+        else:
+            answered.append(reply["id"])
+    assert answered == ids
+
+
+def test_an_output_that_cannot_be_encoded_is_internal() -> None:
+    complex_output = InferResponse(outputs={"z": np.zeros(2, dtype=np.complex64)})
+    assert _encode_response(complex_output) == {
+        "error": {
+            "code": "INTERNAL",
+            "message": "cannot encode an output: tensor 'z': numpy dtype complex64 has no "
+            "KServe datatype",
+        }
+    }

@@ -12,7 +12,14 @@ import pytest
 from conftest import bytes_tensor_data
 from inferneo_worker.errors import ErrorCode, InternalError, InvalidArgumentError
 from inferneo_worker.model_config import ModelConfig, parse_text_format
-from inferneo_worker.runners import InferRequest, InferResponse, ModelMetadata, RunReport
+from inferneo_worker.runners import (
+    BatchReport,
+    BatchRequest,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    RunReport,
+)
 from inferneo_worker.warmup import WarmupError, run_warmup
 
 
@@ -34,6 +41,9 @@ class RecordingRunner:
         if isinstance(answer, Exception):
             raise answer
         return RunReport([answer] * len(requests), executions=1, compute_ns=1, rows=1)
+
+    def infer_batch(self, batch: BatchRequest) -> BatchReport:
+        raise AssertionError("warm-up sends its samples through infer")
 
     def close(self) -> None:
         pass

@@ -181,3 +181,94 @@ def test_messages() -> None:
 def test_decode_rejects(frame: bytes, fragment: str) -> None:
     with pytest.raises(InvalidArgumentError, match=fragment):
         wire.decode(frame)
+
+
+# -- the hot-path helpers: parse_array and array_to_wire -----------------------------------------
+
+
+def _where() -> str:
+    return "inputs[3]"
+
+
+@pytest.mark.parametrize(("datatype", "dtype"), NUMERIC.items())
+def test_parse_array_matches_parse_tensor_and_to_numpy(datatype: str, dtype: Any) -> None:
+    array = (np.arange(6).reshape(2, 3) % 2).astype(dtype)
+    value = {"name": "t", "datatype": datatype, "shape": [2, 3], "data": array.tobytes()}
+    name, parsed = wire.parse_array(value, where=_where)
+    expected = wire.to_numpy(wire.parse_tensor(value, where="inputs[3]"))
+    assert name == "t"
+    np.testing.assert_array_equal(parsed, expected)
+    assert parsed.dtype == expected.dtype
+    assert not parsed.flags.writeable
+
+
+def test_parse_array_is_a_view_and_takes_the_long_way_otherwise() -> None:
+    data = np.arange(4, dtype="<f4").tobytes()
+    _, array = wire.parse_array(
+        {"name": "x", "datatype": "FP32", "shape": [2, 2], "data": data}, where=_where
+    )
+    assert np.shares_memory(array, np.frombuffer(data, dtype="<f4"))
+    _, empty = wire.parse_array(
+        {"name": "e", "datatype": "INT32", "shape": [0, 4], "data": b""}, where=_where
+    )
+    assert empty.shape == (0, 4)
+    _, text = wire.parse_array(
+        {"name": "s", "datatype": "BYTES", "shape": [1], "data": bytes_tensor_data([b"hi"])},
+        where=_where,
+    )
+    assert text.tolist() == [b"hi"]
+    _, from_tuple = wire.parse_array(
+        {"name": "x", "datatype": "FP32", "shape": (2, 2), "data": bytearray(data)}, where=_where
+    )
+    np.testing.assert_array_equal(from_tuple, array)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([1], "inputs[3]: a tensor must be a map"),
+        ({"name": "", "datatype": "FP32", "shape": [1], "data": b"1234"}, "inputs[3]: tensor"),
+        ({"name": "x", "datatype": "FP32", "shape": [2], "data": b"1234"}, "needs 8 bytes"),
+        ({"name": "x", "datatype": "FP32", "shape": [-1], "data": b""}, "non-negative"),
+        ({"name": "x", "datatype": "FP32", "shape": [True], "data": b"1234"}, "non-negative"),
+        ({"name": "b", "datatype": "BOOL", "shape": [2], "data": b"\x00\x02"}, "0 or 1"),
+        ({"name": "x", "datatype": "FP8", "shape": [1], "data": b"1"}, "unknown datatype"),
+        ({"name": "x", "datatype": ["FP32"], "shape": [1], "data": b"1"}, "must be a string"),
+    ],
+)
+def test_parse_array_errors_are_those_of_the_long_way(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        wire.parse_array(value, where=_where)
+    assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(("datatype", "dtype"), NUMERIC.items())
+def test_array_to_wire_matches_from_numpy(datatype: str, dtype: Any) -> None:
+    array = (np.arange(12).reshape(3, 4) % 2).astype(dtype)
+    fast = wire.array_to_wire("y", array)
+    slow = wire.tensor_to_wire(wire.from_numpy("y", array))
+    assert fast["datatype"] == slow["datatype"] == datatype
+    assert fast["shape"] == slow["shape"] == [3, 4]
+    assert bytes(fast["data"]) == bytes(slow["data"]) == array.astype(array.dtype).tobytes()
+
+
+def test_array_to_wire_avoids_copies_when_it_can() -> None:
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    data = wire.array_to_wire("y", array)["data"]
+    assert isinstance(data, memoryview)
+    assert np.shares_memory(np.frombuffer(data, dtype="<f4"), array), "a view of the output"
+    column = wire.array_to_wire("c", array[:, 1])
+    assert bytes(column["data"]) == np.array([1, 4], dtype="<f4").tobytes()
+    assert column["shape"] == [2]
+    big = wire.array_to_wire("b", np.arange(3, dtype=">i8"))
+    assert (big["datatype"], bytes(big["data"])) == ("INT64", np.arange(3, dtype="<i8").tobytes())
+    empty = wire.array_to_wire("e", np.zeros((0, 3), dtype=np.float32))
+    assert (empty["shape"], empty["data"]) == ([0, 3], b"")
+    scalar = wire.array_to_wire("s", np.array(1.5, dtype=np.float64))
+    assert (scalar["shape"], bytes(scalar["data"])) == ([], np.float64(1.5).tobytes())
+    text = wire.array_to_wire("t", np.array([b"a", "b"], dtype=object))
+    assert (text["datatype"], text["data"]) == ("BYTES", bytes_tensor_data([b"a", b"b"]))
+    with pytest.raises(UnsupportedError, match="complex"):
+        wire.array_to_wire("c", np.zeros(2, dtype=np.complex64))
+    assert wire.datatype_of(np.zeros(2, dtype=">f4")) == "FP32"
+    assert wire.datatype_of(np.array(["x"])) == "BYTES"

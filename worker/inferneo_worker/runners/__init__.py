@@ -1,5 +1,23 @@
 """Model runners: one per kind of model, behind the ``Runner`` protocol that ``ModelHost`` uses."""
 
-from .runner import InferRequest, InferResponse, ModelMetadata, Runner, RunReport, TensorSpec
+from .runner import (
+    BatchReport,
+    BatchRequest,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    Runner,
+    RunReport,
+    TensorSpec,
+)
 
-__all__ = ["InferRequest", "InferResponse", "ModelMetadata", "RunReport", "Runner", "TensorSpec"]
+__all__ = [
+    "BatchReport",
+    "BatchRequest",
+    "InferRequest",
+    "InferResponse",
+    "ModelMetadata",
+    "RunReport",
+    "Runner",
+    "TensorSpec",
+]

@@ -3,7 +3,9 @@
 The requests of one ``infer`` call are run as few model calls as possible: for a batching model
 (``max_batch_size > 0``) requests whose non-batch dimensions agree are concatenated along axis 0,
 run once (in chunks of at most ``max_batch_size`` rows) and the outputs split back per request as
-views. ``InferenceSession.run`` is thread-safe, so calls from several worker threads share one
+views. A whole-batch call (``infer_batch``) arrives already concatenated: its arrays go to
+``InferenceSession.run`` as they are (views of the received bytes) and its outputs come back
+whole. ``InferenceSession.run`` is thread-safe, so calls from several worker threads share one
 session and run in parallel.
 """
 
@@ -26,8 +28,16 @@ from ..errors import (
     WorkerError,
 )
 from ..model_config import ModelConfig, kserve_shape
-from ._validation import InputSpec, validate_request
-from .runner import InferRequest, InferResponse, ModelMetadata, RunReport, TensorSpec
+from ._validation import InputSpec, validate_batch, validate_request
+from .runner import (
+    BatchReport,
+    BatchRequest,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    RunReport,
+    TensorSpec,
+)
 
 PLATFORM: Final = "onnxruntime_onnx"
 BACKEND: Final = "onnxruntime"
@@ -100,6 +110,7 @@ class OnnxRunner:
             ) from exc
         self._inputs = self._resolve_ports(is_input=True)
         self._outputs = self._resolve_ports(is_input=False)
+        self._output_names_all = list(self._outputs)
         self._input_specs = {
             p.name: InputSpec(p.name, p.datatype, p.dims, p.optional) for p in self._inputs.values()
         }
@@ -195,13 +206,29 @@ class OnnxRunner:
     def metadata(self) -> ModelMetadata:
         return self._metadata
 
-    def infer(self, requests: Sequence[InferRequest]) -> RunReport:
+    def _check_open(self) -> None:
         if self._closed:
             raise ModelNotReadyError(
                 f"model '{self._config.name}' version {self._version} is unloading",
                 model=self._config.name,
                 version=self._version,
             )
+
+    def _run(
+        self, wanted: list[str], feeds: dict[str, npt.NDArray[Any]]
+    ) -> tuple[list[npt.NDArray[Any]], int]:
+        """One ``InferenceSession.run``: the outputs in ``wanted`` order and the time it took."""
+        started = time.perf_counter_ns()
+        try:
+            results = self._session.run(wanted, feeds)
+        except Exception as exc:
+            raise InternalError(
+                f"ONNX Runtime failed running model '{self._config.name}': {exc}"
+            ) from exc
+        return results, time.perf_counter_ns() - started
+
+    def infer(self, requests: Sequence[InferRequest]) -> RunReport:
+        self._check_open()
         responses: list[InferResponse | None] = [None] * len(requests)
         pending: list[tuple[int, int, dict[str, npt.NDArray[Any]]]] = []
         for index, request in enumerate(requests):
@@ -215,8 +242,7 @@ class OnnxRunner:
 
         executions = compute_ns = total_rows = 0
         for group in self._groups(pending):
-            indices = [index for index, _, _ in group]
-            wanted = self._output_names(requests[i] for i in indices)
+            wanted = self._output_names(requests[index] for index, _, _ in group)
             feeds = (
                 group[0][2]
                 if len(group) == 1
@@ -225,19 +251,13 @@ class OnnxRunner:
                     for name in group[0][2]
                 }
             )
-            started = time.perf_counter_ns()
-            try:
-                results = self._session.run(wanted, feeds)
-            except Exception as exc:
-                raise InternalError(
-                    f"ONNX Runtime failed running model '{self._config.name}': {exc}"
-                ) from exc
-            compute_ns += time.perf_counter_ns() - started
+            results, elapsed = self._run(wanted, feeds)
+            compute_ns += elapsed
             executions += 1
             outputs = dict(zip(wanted, results, strict=True))
             offset = 0
             for index, rows, _ in group:
-                requested = requests[index].outputs or tuple(self._outputs)
+                requested = requests[index].outputs or self._output_names_all
                 responses[index] = InferResponse(
                     outputs={
                         name: self._slice_output(name, outputs[name], offset, rows)
@@ -245,13 +265,26 @@ class OnnxRunner:
                     }
                 )
                 offset += rows
-                total_rows += rows
+            total_rows += offset
         return RunReport(
             responses=[r if r is not None else _unanswered() for r in responses],
             executions=executions,
             compute_ns=compute_ns,
             rows=total_rows,
         )
+
+    def infer_batch(self, batch: BatchRequest) -> BatchReport:
+        """One ``InferenceSession.run`` over the batch as it came: no concatenation, no split."""
+        self._check_open()
+        total = validate_batch(batch, self._input_specs, self._outputs, self._max_batch_size)
+        feeds = self._feeds(batch.inputs, total)
+        wanted = list(dict.fromkeys(batch.outputs)) if batch.outputs else self._output_names_all
+        results, compute_ns = self._run(wanted, feeds)
+        outputs = {
+            name: self._slice_output(name, array, 0, total)
+            for name, array in zip(wanted, results, strict=True)
+        }
+        return BatchReport(outputs, executions=1, compute_ns=compute_ns, rows=total)
 
     def _feeds(
         self, inputs: Mapping[str, npt.NDArray[Any]], rows: int
@@ -285,21 +318,34 @@ class OnnxRunner:
         """Partition requests into model calls: same non-batch shapes, <= max_batch_size rows."""
         if self._max_batch_size == 0:
             return [[item] for item in pending]
-        by_signature: dict[tuple[Any, ...], list[list[tuple[int, int, dict[str, Any]]]]] = {}
+        # Per signature: the chunks so far and the rows of the last one.
+        by_signature: dict[object, tuple[list[list[tuple[int, int, dict[str, Any]]]], list[int]]]
+        by_signature = {}
         for item in pending:
             _, rows, feeds = item
-            signature = tuple(sorted((name, a.shape[1:]) for name, a in feeds.items()))
-            chunks = by_signature.setdefault(signature, [[]])
-            if sum(r for _, r, _ in chunks[-1]) + rows > self._max_batch_size:
-                chunks.append([])
-            chunks[-1].append(item)
-        return [chunk for chunks in by_signature.values() for chunk in chunks]
+            if len(feeds) == 1:
+                ((name, array),) = feeds.items()
+                signature: object = (name, array.shape[1:])
+            else:
+                signature = frozenset((name, a.shape[1:]) for name, a in feeds.items())
+            entry = by_signature.get(signature)
+            if entry is None:
+                by_signature[signature] = ([[item]], [rows])
+                continue
+            chunks, filled = entry
+            if filled[0] + rows > self._max_batch_size:
+                chunks.append([item])
+                filled[0] = rows
+            else:
+                chunks[-1].append(item)
+                filled[0] += rows
+        return [chunk for chunks, _ in by_signature.values() for chunk in chunks]
 
     def _output_names(self, requests: Iterable[InferRequest]) -> list[str]:
         requested: set[str] = set()
         for request in requests:
             if not request.outputs:
-                return list(self._outputs)
+                return self._output_names_all
             requested.update(request.outputs)
         return [name for name in self._outputs if name in requested]
 

@@ -4,6 +4,12 @@ The module is imported under a unique name, ``TritonPythonModel`` is instantiate
 of the config's ``instance_group`` (one instance by default) and ``initialize(args)`` gets Triton's
 keys. One ``infer`` call is one ``execute(requests)`` call on a free instance; an instance runs one
 ``execute`` at a time, as in Triton, so model code need not be thread-safe.
+
+A whole-batch call (``infer_batch``) is split back into its requests by ``rows`` (views of the
+batch's arrays, no copies) for that one ``execute``, and the responses' outputs are concatenated
+back in order. The form has no per-request errors: a response that carries one fails the whole
+call with the model's code and message (Triton's ``INVALID_ARG`` → ``INVALID_ARGUMENT`` and so
+on; anything else ``INTERNAL``).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import numpy.typing as npt
 
 from ..errors import (
@@ -33,8 +40,16 @@ from ..errors import (
 from ..model_config import ModelConfig, kserve_shape
 from ..wire import datatype_of
 from . import pb_utils
-from ._validation import InputSpec, validate_request
-from .runner import InferRequest, InferResponse, ModelMetadata, RunReport, TensorSpec
+from ._validation import InputSpec, validate_batch, validate_request
+from .runner import (
+    BatchReport,
+    BatchRequest,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    RunReport,
+    TensorSpec,
+)
 
 BACKEND: Final = "python"
 
@@ -184,17 +199,22 @@ class PythonRunner:
                 responses[index] = InferResponse.failed(exc)
                 continue
             accepted.append((index, rows))
-            pb_requests.append(
-                pb_utils.InferenceRequest(
-                    inputs=[pb_utils.Tensor(name, array) for name, array in request.inputs.items()],
-                    requested_output_names=list(request.outputs),
-                    model_name=self._config.name,
-                    model_version=int(self._version),
-                )
-            )
+            pb_requests.append(self._pb_request(request.inputs.items(), request.outputs))
         if not pb_requests:
             return RunReport(_complete(responses), executions=0, compute_ns=0, rows=0)
 
+        results, compute_ns = self._execute(pb_requests)
+        rows_done = 0
+        for (index, rows), result in zip(accepted, results, strict=True):
+            response = self._response(requests[index], result)
+            responses[index] = response
+            if response.error is None:
+                rows_done += rows
+        return RunReport(_complete(responses), executions=1, compute_ns=compute_ns, rows=rows_done)
+
+    def _execute(self, pb_requests: list[pb_utils.InferenceRequest]) -> tuple[list[Any], int]:
+        """One ``execute`` on a free instance: its responses (one per request, checked) and the
+        time it took. An exception in the model is ``InternalError``."""
         instance = self._acquire()
         try:
             started = time.perf_counter_ns()
@@ -214,13 +234,83 @@ class PythonRunner:
                 f"execute() of model '{self._config.name}' must return a list of "
                 f"{len(pb_requests)} InferenceResponse, got {got}"
             )
-        rows_done = 0
-        for (index, rows), result in zip(accepted, results, strict=True):
-            response = self._response(requests[index], result)
-            responses[index] = response
-            if response.error is None:
-                rows_done += rows
-        return RunReport(_complete(responses), executions=1, compute_ns=compute_ns, rows=rows_done)
+        return list(results), compute_ns
+
+    def _pb_request(
+        self, inputs: Iterable[tuple[str, npt.NDArray[Any]]], outputs: tuple[str, ...]
+    ) -> pb_utils.InferenceRequest:
+        return pb_utils.InferenceRequest(
+            inputs=[pb_utils.Tensor(name, array) for name, array in inputs],
+            requested_output_names=list(outputs),
+            model_name=self._config.name,
+            model_version=int(self._version),
+        )
+
+    def infer_batch(self, batch: BatchRequest) -> BatchReport:
+        """Split the batch by ``rows`` into requests (views), run one ``execute``, concatenate
+        the responses' outputs; any response error fails the whole call."""
+        total = validate_batch(batch, self._inputs, self._outputs, self._config.max_batch_size)
+        outputs = tuple(dict.fromkeys(batch.outputs))
+        items = list(batch.inputs.items())
+        pb_requests: list[pb_utils.InferenceRequest] = []
+        offset = 0
+        for rows in batch.rows:
+            end = offset + rows
+            pb_requests.append(
+                self._pb_request(((name, array[offset:end]) for name, array in items), outputs)
+            )
+            offset = end
+        results, compute_ns = self._execute(pb_requests)
+
+        request = InferRequest(inputs={}, outputs=outputs)
+        pieces: list[Mapping[str, npt.NDArray[Any]]] = []
+        for index, (rows, result) in enumerate(zip(batch.rows, results, strict=True)):
+            response = self._response(request, result)
+            if response.error is not None:
+                return self._batch_failed(response.error, compute_ns)
+            for name, array in response.outputs.items():
+                if array.ndim == 0 or array.shape[0] != rows:
+                    return self._batch_failed(
+                        InternalError(
+                            f"model '{self._config.name}' returned output '{name}' of shape "
+                            f"{list(array.shape)} for request {index} of the batch, which has "
+                            f"{rows} row(s)"
+                        ),
+                        compute_ns,
+                    )
+            pieces.append(response.outputs)
+
+        names = outputs or tuple(pieces[0])
+        merged: dict[str, npt.NDArray[Any]] = {}
+        for name in names:
+            arrays: list[npt.NDArray[Any]] = []
+            for index, piece in enumerate(pieces):
+                found = piece.get(name)
+                if found is None or found.dtype != pieces[0][name].dtype:
+                    what = "no" if found is None else f"a {found.dtype} array for"
+                    return self._batch_failed(
+                        InternalError(
+                            f"model '{self._config.name}' returned {what} output '{name}' for "
+                            f"request {index} of the batch, unlike request 0"
+                        ),
+                        compute_ns,
+                    )
+                arrays.append(found)
+            try:
+                merged[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+            except ValueError as exc:
+                return self._batch_failed(
+                    InternalError(
+                        f"model '{self._config.name}' returned outputs '{name}' that cannot be "
+                        f"put back together: {exc}"
+                    ),
+                    compute_ns,
+                )
+        return BatchReport(merged, executions=1, compute_ns=compute_ns, rows=total)
+
+    def _batch_failed(self, error: WorkerError, compute_ns: int) -> BatchReport:
+        # execute() ran, so the call counts as an execution, but no row succeeded.
+        return BatchReport({}, executions=1, compute_ns=compute_ns, rows=0, error=error)
 
     def _response(self, request: InferRequest, result: object) -> InferResponse:
         if not isinstance(result, pb_utils.InferenceResponse):

@@ -65,6 +65,33 @@ class InferResponse:
         return cls(error=error)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """The whole-batch form of an ``infer`` call: one array per input holding the rows of every
+    request of the batch, one request after the other along the first (batch) dimension.
+
+    ``rows[i]`` is how many rows request ``i`` contributed, so every input's first dimension is
+    ``sum(rows)``; the answer's outputs hold the rows in the same order."""
+
+    inputs: Mapping[str, npt.NDArray[Any]]
+    rows: tuple[int, ...]
+    outputs: tuple[str, ...] = ()
+    """Requested output names, for every request of the batch; empty means every output."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """What a runner did for one whole-batch call: the batch's outputs (first dimension
+    ``sum(rows)``), or the error that fails the whole batch, plus the ``stats`` counters (the
+    call may have run the model before it failed)."""
+
+    outputs: Mapping[str, npt.NDArray[Any]]
+    executions: int
+    compute_ns: int
+    rows: int
+    error: WorkerError | None = None
+
+
 @dataclass(frozen=True)
 class RunReport:
     """What a runner did for one ``infer`` call: responses in request order plus the counters that
@@ -81,13 +108,19 @@ class RunReport:
 
 
 class Runner(Protocol):
-    """A loaded model version. ``infer`` may be called from several threads at once; the runner
-    serialises whatever must not run concurrently. ``close`` is idempotent and waits for calls in
-    progress; ``infer`` after ``close`` raises ``ModelNotReadyError``."""
+    """A loaded model version. ``infer`` and ``infer_batch`` may be called from several threads
+    at once; the runner serialises whatever must not run concurrently. ``close`` is idempotent
+    and waits for calls in progress; a call after ``close`` raises ``ModelNotReadyError``.
+
+    ``infer_batch`` serves the whole-batch form: it validates the batch (``validate_batch``),
+    raises for whole-call failures like ``infer`` does, and reports a failure of the model's own
+    making after the model ran in ``BatchReport.error``, so that the call is still counted."""
 
     @property
     def metadata(self) -> ModelMetadata: ...
 
     def infer(self, requests: Sequence[InferRequest]) -> RunReport: ...
+
+    def infer_batch(self, batch: BatchRequest) -> BatchReport: ...
 
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ import {
   UnavailableError,
 } from '../../errors.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import type { Tensor } from '../../protocol/tensor.js';
+import { concatRows, splitRows, type Tensor } from '../../protocol/tensor.js';
 import type { Backend, BackendRequest, BackendResponse, LoadedVersion, TensorSignature } from '../backend.js';
 import type { WorkerPool } from './worker-pool.js';
 import { versionKey, type WorkerSession, WorkerState } from './worker-session.js';
@@ -85,6 +85,8 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
   private readonly requestTimeoutMs: number;
   private readonly loadTimeoutMs: number;
   private readonly wanted = new Map<string, Wanted>();
+  /** What each version reported when it loaded (platform, batching), by versionKey. */
+  private readonly versions = new Map<string, LoadedVersion>();
   /** Largest memory a version was seen to take, by versionKey. */
   private readonly footprint = new Map<string, number>();
   private isPinned: (model: string, version: string) => boolean = () => false;
@@ -125,6 +127,7 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
   async unload(model: string, version: string): Promise<void> {
     const key = versionKey(model, version);
     this.wanted.delete(key);
+    this.versions.delete(key);
     const hosts = this.pool.sessions().filter((s) => s.loaded.has(key));
     // Stop routing first, then free the memory; a lost worker has nothing left to free.
     for (const s of hosts) s.forget(key);
@@ -152,17 +155,26 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
     const session = this.pick(key, model, version);
     session.lastUsed.set(key, performance.now());
     session.inflightByVersion.set(key, (session.inflightByVersion.get(key) ?? 0) + 1);
+    const whole = this.wholeBatch(key, requests);
     let reply: Record<string, unknown>;
     try {
       reply = await this.pool.request(
         session,
-        { type: 'infer', model, version, requests: requests.map((r) => ({ inputs: r.inputs, outputs: r.outputs ?? [] })) },
+        whole !== undefined
+          ? { type: 'infer', model, version, batch: whole }
+          : { type: 'infer', model, version, requests: requests.map((r) => ({ inputs: r.inputs, outputs: r.outputs ?? [] })) },
         this.requestTimeoutMs,
       );
     } finally {
       const left = (session.inflightByVersion.get(key) ?? 1) - 1;
       if (left > 0) session.inflightByVersion.set(key, left);
       else session.inflightByVersion.delete(key);
+    }
+    if (whole !== undefined) {
+      const outputs = ((reply['batch'] as { outputs?: unknown } | undefined)?.outputs ?? []) as unknown[];
+      if (!Array.isArray(outputs)) throw new InferneoError(ErrorCode.INTERNAL, `worker ${session.id} answered a batch without outputs`);
+      const pieces = outputs.map((o) => splitRows(toTensor(o), whole.rows));
+      return requests.map((_, i) => ({ outputs: pieces.map((p) => p[i]!) }));
     }
     const responses = reply['responses'];
     if (!Array.isArray(responses) || responses.length !== requests.length) {
@@ -174,6 +186,32 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
     return responses.map((r: WireResponse) =>
       r.error !== undefined ? { error: errorFromWire(r.error.code, r.error.message) } : { outputs: (Array.isArray(r.outputs) ? r.outputs : []).map(toTensor) },
     );
+  }
+
+  /**
+   * The whole-batch form of a call (one tensor per input, rows per request) when it applies: more
+   * than one request to a batching, non-Python model whose requests share their inputs' names and
+   * outputs (the batcher's shape key guarantees the dimensions). It spares the worker per-request
+   * work; Python models keep the per-request form so that one bad request fails alone.
+   */
+  private wholeBatch(key: string, requests: BackendRequest[]): { inputs: Tensor[]; rows: number[]; outputs: string[] } | undefined {
+    const loaded = this.versions.get(key);
+    if (requests.length < 2 || loaded === undefined || loaded.maxBatchSize <= 0 || loaded.backend === 'python') return undefined;
+    const first = requests[0]!;
+    const outputs = first.outputs ?? [];
+    const names = first.inputs.map((t) => t.name);
+    const columns: Tensor[][] = names.map(() => []);
+    const rows: number[] = [];
+    for (const r of requests) {
+      if (r.inputs.length !== names.length || (r.outputs ?? []).join('\u0000') !== outputs.join('\u0000')) return undefined;
+      for (let i = 0; i < names.length; i++) {
+        const t = r.inputs[i]!.name === names[i] ? r.inputs[i] : r.inputs.find((x) => x.name === names[i]);
+        if (t === undefined) return undefined;
+        columns[i]!.push(t);
+      }
+      rows.push(r.inputs[0]!.shape[0] ?? 1);
+    }
+    return { inputs: columns.map(concatRows), rows, outputs };
   }
 
   async close(): Promise<void> {
@@ -230,7 +268,7 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
       session.lastUsed.set(key, performance.now());
     }
     const meta = (reply['metadata'] ?? {}) as Record<string, unknown>;
-    return {
+    const loaded: LoadedVersion = {
       memoryBytes: bytes,
       platform: String(meta['platform'] ?? ''),
       backend: String(meta['backend'] ?? ''),
@@ -238,6 +276,8 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
       inputs: signatures(meta['inputs']),
       outputs: signatures(meta['outputs']),
     };
+    this.versions.set(key, loaded);
+    return loaded;
   }
 
   /** Evicts least-recently-used idle versions until `need` bytes fit in the worker's budget. */
