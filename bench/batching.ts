@@ -5,8 +5,24 @@
  * for a compute-heavy model (mlp_wide) and a tiny one (mlp_tiny). Writes
  * bench/results/batching.json and batching.png, and checks the targets of the compute-heavy model.
  */
-import { arg, childPids, httpInferCaller, inProcess, machine, modelsArg, peakRssMb, startOrchestrator, writeResults } from './harness.js';
+import { arg, childPids, CpuProbe, httpInferCaller, inProcess, machine, modelsArg, peakRssMb, startOrchestrator, writeResults } from './harness.js';
 import { closedLoop, type LatencySummary } from './stats.js';
+
+/** A measured point plus where its CPU went and how large the batches the model ran were. */
+interface Point extends LatencySummary {
+  cpu_cores: CpuProbe['cores'];
+  cpu_us_per_request: Record<string, number>;
+  mean_batch_size: number;
+}
+
+/** Triton's per-version counters (`GET /v2/models/{m}/versions/1/stats`): rows and executions so far. */
+async function counters(port: number, model: string): Promise<{ rows: number; executions: number }> {
+  const body = (await (await fetch(`http://127.0.0.1:${port}/v2/models/${model}/versions/1/stats`)).json()) as {
+    model_stats: { inference_count: number; execution_count: number }[];
+  };
+  const s = body.model_stats[0];
+  return { rows: s?.inference_count ?? 0, executions: s?.execution_count ?? 0 };
+}
 
 const durationMs = Number(arg('duration-ms', '4000'));
 const concurrencies = arg('concurrency', '1,8,32,64,128').split(',').map(Number);
@@ -20,21 +36,40 @@ interface BatchPoint {
   call_ms_p99: number;
 }
 
-async function sweep(batching: boolean): Promise<{ results: Record<string, Record<string, LatencySummary>>; memory: Record<string, number> }> {
+async function sweep(batching: boolean): Promise<{ results: Record<string, Record<string, Point>>; memory: Record<string, number> }> {
   const orchestrator = await startOrchestrator({
     INFERNEO_WORKERS: workers,
     INFERNEO_BATCHING: String(batching),
     INFERNEO_STARTUP_MODELS: models.map((m) => m.name).join(','),
   });
-  const results: Record<string, Record<string, LatencySummary>> = {};
+  const results: Record<string, Record<string, Point>> = {};
   try {
     for (const spec of models) {
       results[spec.name] = {};
       for (const c of concurrencies) {
         console.error(`[bench] ${spec.name}: batching ${batching ? 'on' : 'off'}, ${c} clients`);
         const caller = httpInferCaller(orchestrator.port, spec, c);
-        results[spec.name]![String(c)] = await closedLoop(caller.call, c, durationMs);
+        const cpu = new CpuProbe(orchestrator.child.pid!);
+        let before = { rows: 0, executions: 0 };
+        let after = before;
+        const summary = await closedLoop(caller.call, c, durationMs, 500, {
+          begin: async () => {
+            before = await counters(orchestrator.port, spec.name);
+            cpu.begin();
+          },
+          end: async () => {
+            cpu.end();
+            after = await counters(orchestrator.port, spec.name);
+          },
+        });
         caller.close();
+        const executions = after.executions - before.executions;
+        results[spec.name]![String(c)] = {
+          ...summary,
+          cpu_cores: cpu.cores,
+          cpu_us_per_request: cpu.perRequestUs(summary.throughput_rps),
+          mean_batch_size: executions > 0 ? Math.round(((after.rows - before.rows) / executions) * 100) / 100 : 0,
+        };
       }
     }
     return {

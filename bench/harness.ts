@@ -64,6 +64,56 @@ export function peakRssMb(pid: number): number {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Where the CPU went during a measured window: cores used by the orchestrator, by its workers (all
+ * children together) and by this load generator, and the same as microseconds per request.
+ */
+export class CpuProbe {
+  private t0 = 0n;
+  private start: number[] = [];
+  private self = process.cpuUsage();
+  private pids: number[] = [];
+  cores: { orchestrator: number; workers: number; load_generator: number } = { orchestrator: 0, workers: 0, load_generator: 0 };
+
+  constructor(private readonly orchestratorPid: number) {}
+
+  begin = (): void => {
+    this.pids = [this.orchestratorPid, ...childPids(this.orchestratorPid)];
+    this.start = this.pids.map(cpuSeconds);
+    this.self = process.cpuUsage();
+    this.t0 = process.hrtime.bigint();
+  };
+
+  end = (): void => {
+    const wall = Number(process.hrtime.bigint() - this.t0) / 1e9;
+    const used = this.pids.map((p, i) => cpuSeconds(p) - this.start[i]!);
+    const self = process.cpuUsage(this.self);
+    const round = (x: number): number => Math.round(x * 1000) / 1000;
+    this.cores = {
+      orchestrator: round(used[0]! / wall),
+      workers: round(used.slice(1).reduce((a, b) => a + b, 0) / wall),
+      load_generator: round((self.user + self.system) / 1e6 / wall),
+    };
+  };
+
+  /** CPU microseconds per request, given the measured throughput. */
+  perRequestUs(rps: number): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.cores).map(([k, v]) => [k, Math.round((v / rps) * 1e6)]));
+  }
+}
+
 export function childPids(parent: number): number[] {
   return readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))

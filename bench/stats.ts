@@ -32,11 +32,24 @@ export function summarize(latenciesMs: number[], errors: number, seconds: number
   };
 }
 
+/** Hooks around the measured part of a run. */
+export interface MeasureWindow {
+  begin?: () => void | Promise<void>;
+  end?: () => void | Promise<void>;
+}
+
 /**
  * Closed-loop load: `concurrency` callers each issue `call()` back to back for `durationMs` after a
- * warm-up, recording each call's latency. Errors are counted, not timed.
+ * warm-up, recording each call's latency. Errors are counted, not timed. `window` is told when the
+ * measured part begins and ends (after the warm-up), e.g. to read CPU counters over exactly that span.
  */
-export async function closedLoop(call: () => Promise<void>, concurrency: number, durationMs: number, warmupMs = 500): Promise<LatencySummary> {
+export async function closedLoop(
+  call: () => Promise<void>,
+  concurrency: number,
+  durationMs: number,
+  warmupMs = 500,
+  window: MeasureWindow = {},
+): Promise<LatencySummary> {
   const warmEnd = Date.now() + warmupMs;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -45,6 +58,7 @@ export async function closedLoop(call: () => Promise<void>, concurrency: number,
   );
   const latencies: number[] = [];
   let errors = 0;
+  await window.begin?.();
   const start = process.hrtime.bigint();
   const end = Date.now() + durationMs;
   await Promise.all(
@@ -60,5 +74,7 @@ export async function closedLoop(call: () => Promise<void>, concurrency: number,
       }
     }),
   );
-  return summarize(latencies, errors, Number(process.hrtime.bigint() - start) / 1e9);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await window.end?.();
+  return summarize(latencies, errors, seconds);
 }
