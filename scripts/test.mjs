@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { startLocalRedis } from './lib/redis.mjs';
 import { log, runCaptured } from './lib/run.mjs';
-import { ROOT, setup, VENV_PYTHON } from './lib/setup.mjs';
+import { ensureTritonVenv, ROOT, setup, VENV_PYTHON } from './lib/setup.mjs';
 
 function count(output, pattern) {
   let total = 0;
@@ -20,6 +20,7 @@ let failed = 0;
 let crashed = false;
 try {
   setup();
+  ensureTritonVenv();
   if (!process.env.REDIS_URL) {
     redis = await startLocalRedis();
     log(`test Redis at ${redis.url}`);

@@ -48,6 +48,42 @@ export function ensureVenv() {
   writeFileSync(stamp, want);
 }
 
+export const TRITON_VENV = path.join(ROOT, '.venv-triton');
+export const TRITON_PYTHON = path.join(TRITON_VENV, 'bin', 'python');
+const TRITON_REQUIREMENTS = 'tests/triton/requirements.txt';
+
+/**
+ * The real NVIDIA parts the Triton tests use (tritonserver from PyTriton, tritonclient, perf_analyzer)
+ * in a venv of their own, since they pin their own numpy and protobuf; plus Debian's libb64, which
+ * perf_analyzer links against.
+ */
+export function ensureTritonVenv() {
+  ensureDebianPackage('libb64-0d', '/usr/lib/x86_64-linux-gnu/libb64.so.0d');
+  const stamp = path.join(TRITON_VENV, '.inferneo-requirements');
+  const want = hashFiles([TRITON_REQUIREMENTS]);
+  if (existsSync(TRITON_PYTHON) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return;
+  if (!existsSync(TRITON_PYTHON)) {
+    log('creating the Triton test venv in .venv-triton');
+    run(which('python3'), ['-m', 'venv', TRITON_VENV]);
+  }
+  log(`installing ${TRITON_REQUIREMENTS} into .venv-triton`);
+  run(TRITON_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', path.join(ROOT, TRITON_REQUIREMENTS)]);
+  writeFileSync(stamp, want);
+}
+
+/** Installs a Debian package when `file` is missing and we may (root, apt-get); otherwise says what to do. */
+function ensureDebianPackage(pkg, file) {
+  if (existsSync(file)) return;
+  if (process.platform === 'linux' && process.getuid?.() === 0 && which('apt-get')) {
+    log(`installing Debian package ${pkg}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { env });
+    return;
+  }
+  log(`warning: ${file} is missing; install Debian package ${pkg} (perf_analyzer needs it)`);
+}
+
 export function ensureModels() {
   run(VENV_PYTHON, [path.join(ROOT, 'model-repository', 'build_models.py')], { cwd: ROOT });
 }
