@@ -91,6 +91,7 @@ describe('orchestrator command line', function () {
       REDIS_URL: redisUrl(),
       INFERNEO_HTTP_HOST: '127.0.0.1',
       INFERNEO_HTTP_PORT: '0',
+      INFERNEO_GRPC_PORT: '0',
       INFERNEO_WORKERS: '1',
       INFERNEO_STARTUP_MODELS: 'classifier',
     });
@@ -113,6 +114,7 @@ describe('npm start (scripts/start.mjs)', function () {
       REDIS_URL: '',
       INFERNEO_HTTP_HOST: '127.0.0.1',
       INFERNEO_HTTP_PORT: '0',
+      INFERNEO_GRPC_PORT: '0',
       INFERNEO_WORKERS: '1',
     });
     await waitFor('the URLs', () => /Inferneo is running/.test(run.stdout()), 240_000);

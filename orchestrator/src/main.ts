@@ -16,7 +16,9 @@ import { InferenceStats } from './scheduling/inference-stats.js';
 import { Scheduler } from './scheduling/scheduler.js';
 import { RouteStats } from './routing/route-stats.js';
 import { Router } from './routing/router.js';
+import { GrpcServer } from './server/grpc-server.js';
 import { HttpServer } from './server/http-server.js';
+import { InferenceService } from './server/inference-service.js';
 import { createV2Router } from './server/v2-api.js';
 
 /**
@@ -37,6 +39,8 @@ export interface InferneoServer {
   readonly config: InferneoConfig;
   /** The port the HTTP API really listens on (useful with `http.port: 0`). */
   readonly httpPort: number;
+  /** The port the gRPC API (Triton's GRPCInferenceService) really listens on (useful with `grpc.port: 0`). */
+  readonly grpcPort: number;
   /** The ROUTER endpoint workers connect to. */
   readonly workerEndpoint: string;
   readonly registry: ModelRegistry;
@@ -186,31 +190,42 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     else if (adminToken.source === 'file') log(`admin API token read from ${adminToken.file}`);
     const adminApp = createAdminApp({ registry, router, store, token: adminToken.token, metrics });
 
+    // One data plane, two transports: HTTP and gRPC requests route, batch and count alike.
+    const inference = new InferenceService({
+      registry,
+      router,
+      scheduler,
+      stats,
+      isReady: () =>
+        state === ServerState.RUNNING &&
+        redis.status === 'ready' &&
+        failed.length === 0 &&
+        startup.every((name) => registry.isReady(name)),
+    });
     const http = new HttpServer({
       host: config.http.host,
       port: config.http.port,
       fallback: adminApp,
-      router: createV2Router({
-        registry,
-        router,
-        scheduler,
-        stats,
-        maxRequestBytes: config.http.max_request_bytes,
-        isReady: () =>
-          state === ServerState.RUNNING &&
-          redis.status === 'ready' &&
-          failed.length === 0 &&
-          startup.every((name) => registry.isReady(name)),
-      }),
+      router: createV2Router({ service: inference, maxRequestBytes: config.http.max_request_bytes }),
       onInternalError: (err, req) => log(`internal error on ${req.method} ${req.url}: ${err.stack ?? err.message}`),
     });
     const httpPort = await http.listen();
     cleanups.push(() => http.close());
+    const grpcServer = new GrpcServer({
+      host: config.http.host,
+      port: config.grpc.port,
+      service: inference,
+      maxMessageBytes: config.http.max_request_bytes,
+      onInternalError: (err, method) => log(`internal error in gRPC ${method}: ${err.stack ?? err.message}`),
+    });
+    cleanups.push(() => grpcServer.close());
+    const grpcPort = await grpcServer.listen();
     state = ServerState.RUNNING;
 
     return {
       config,
       httpPort,
+      grpcPort,
       workerEndpoint: pool.endpoint,
       registry,
       router,
@@ -257,6 +272,7 @@ async function main(): Promise<void> {
   const host = server.config.http.host === '0.0.0.0' ? '127.0.0.1' : server.config.http.host;
   console.log(`Inferneo is running.`);
   console.log(`  KServe v2 / Triton HTTP  http://${host}:${server.httpPort}/v2`);
+  console.log(`  KServe v2 / Triton gRPC  ${host}:${server.grpcPort}  (inference.GRPCInferenceService)`);
   console.log(`  health                   http://${host}:${server.httpPort}/v2/health/ready`);
   console.log(`  admin API                http://${host}:${server.httpPort}/admin  (bearer token${server.adminToken.file !== undefined ? ` in ${server.adminToken.file}` : ': INFERNEO_ADMIN_TOKEN'})`);
   console.log(`  OpenAPI / metrics        http://${host}:${server.httpPort}/openapi.json  http://${host}:${server.httpPort}/metrics`);

@@ -28,6 +28,7 @@ export async function startStack(tweak: (config: InferneoConfig) => void = () =>
     env: {
       INFERNEO_HTTP_HOST: '127.0.0.1',
       INFERNEO_HTTP_PORT: '0',
+      INFERNEO_GRPC_PORT: '0',
       REDIS_URL: redisUrl(),
       INFERNEO_MODEL_REPOSITORY: MODEL_REPOSITORY,
       INFERNEO_PYTHON: VENV_PYTHON,
