@@ -133,6 +133,35 @@ describe('dynamic-batcher', () => {
     await assert.rejects(batcher.submit('bad', { ...one, priority: 4 }), /priority 4 is outside 1\.\.3/);
   });
 
+  it('serves background requests after every online one, filling the free rows of online batches', async () => {
+    const { exec, batcher } = setup({ maxBatchSize: 3, maxInflightBatches: 1, priorityLevels: 2 });
+    track(batcher.submit('first', one));
+    const bg = ['b1', 'b2', 'b3', 'b4'].map((r) => track(batcher.submit(r, { ...one, background: true })));
+    track(batcher.submit('low', { ...one, priority: 2 }));
+    track(batcher.submit('high', { ...one, priority: 1 }));
+    await exec.complete();
+    assert.deepEqual(exec.batches[1], ['high', 'low', 'b1'], 'online first, background rows fill the batch');
+    await exec.complete();
+    assert.deepEqual(exec.batches[2], ['b2', 'b3', 'b4']);
+    await exec.complete();
+    assert.deepEqual(bg.map((t) => t.value), ['b1!', 'b2!', 'b3!', 'b4!']);
+  });
+
+  it('keeps one instance free of background batches for online requests', async () => {
+    const { exec, batcher } = setup({ maxBatchSize: 1, maxInflightBatches: 2, defaultQueuePolicy: { maxQueueSize: 1 } });
+    const bg = ['b1', 'b2', 'b3'].map((r) => track(batcher.submit(r, { ...one, background: true })));
+    assert.deepEqual(exec.batches, [['b1']], 'only one of the two instances runs background work');
+    assert.equal(batcher.pending, 2, 'background requests do not count against max_queue_size');
+    track(batcher.submit('online', one));
+    assert.deepEqual(exec.batches[1], ['online'], 'the free instance takes the online request at once');
+    await exec.complete();
+    await exec.complete();
+    assert.deepEqual(exec.batches[2], ['b2']);
+    await exec.complete();
+    await exec.complete();
+    assert.deepEqual(bg.map((t) => t.value), ['b1!', 'b2!', 'b3!']);
+  });
+
   it('rejects a request whose queue timeout passes (REJECT) with 503, at the deadline exactly', async () => {
     const { clock, exec, batcher } = setup({ maxInflightBatches: 1, defaultQueuePolicy: { defaultTimeoutUs: 2000 } });
     track(batcher.submit('busy', one));

@@ -58,6 +58,12 @@ export interface SubmitOptions {
   timeoutUs?: number;
   /** Cancelling removes the request from the queue if it has not been dispatched. */
   signal?: CancelSignal;
+  /**
+   * Background work (batch jobs): queued below every priority level and behind delayed requests,
+   * so that it only takes what online requests leave — it still fills their batches' free rows.
+   * It has no queue timeout and does not count against a level's `max_queue_size`.
+   */
+  background?: boolean;
 }
 
 /** Runs a batch; resolves with one result or Error per request, in order. */
@@ -82,6 +88,7 @@ interface Item<Req, Res> {
   deadline: number;
   action: 'REJECT' | 'DELAY';
   delayed: boolean;
+  background: boolean;
   state: (typeof ItemState)[keyof typeof ItemState];
   resolve: (value: Res) => void;
   reject: (error: Error) => void;
@@ -135,13 +142,18 @@ export class DynamicBatcher<Req, Res> {
   private readonly policies: QueuePolicy[];
   private readonly maxInflight: number;
   private readonly name: string;
-  /** One FIFO per level (index 0 = level 1), then one for requests delayed by their timeout. */
+  /**
+   * One FIFO per level (index 0 = level 1), then one for requests delayed by their timeout, then
+   * one for background requests: the order in which heads are served.
+   */
   private readonly queues: Fifo<Item<Req, Res>>[];
   private readonly queuedPerLevel: number[];
   private queued = 0;
   /** Queued requests with a queue timeout: without any, the timeout scan is skipped. */
   private timed = 0;
   private inflight = 0;
+  /** Batches executing whose head was a background request. */
+  private backgroundInflight = 0;
   private timer: unknown;
   private timerAt = Infinity;
   private closed = false;
@@ -165,8 +177,15 @@ export class DynamicBatcher<Req, Res> {
     this.maxInflight = Math.max(1, options.maxInflightBatches ?? 1);
     this.name = options.name ?? 'model';
     this.queues = Array.from(
-      { length: this.levels + 1 },
-      (_, i) => new Fifo<Item<Req, Res>>(i < this.levels ? (item) => item.state === ItemState.QUEUED && !item.delayed : (item) => item.state === ItemState.QUEUED && item.delayed),
+      { length: this.levels + 2 },
+      (_, i) =>
+        new Fifo<Item<Req, Res>>(
+          i < this.levels
+            ? (item) => item.state === ItemState.QUEUED && !item.delayed && !item.background
+            : i === this.levels
+              ? (item) => item.state === ItemState.QUEUED && item.delayed
+              : (item) => item.state === ItemState.QUEUED && item.background,
+        ),
     );
     this.queuedPerLevel = new Array<number>(this.levels).fill(0);
   }
@@ -194,14 +213,15 @@ export class DynamicBatcher<Req, Res> {
     }
     const level = requested === 0 ? this.defaultLevel : requested;
     const policy = this.policies[level - 1]!;
-    if (policy.maxQueueSize > 0 && this.queuedPerLevel[level - 1]! >= policy.maxQueueSize) {
+    const background = options.background === true;
+    if (!background && policy.maxQueueSize > 0 && this.queuedPerLevel[level - 1]! >= policy.maxQueueSize) {
       return Promise.reject(
         new ResourceExhaustedError(`the queue of ${this.name} is full (${policy.maxQueueSize} requests at priority ${level}); retry later`),
       );
     }
     if (options.signal?.aborted === true) return Promise.reject(cancelled(this.name));
-    let timeoutUs = policy.defaultTimeoutUs;
-    if (options.timeoutUs !== undefined && options.timeoutUs > 0 && policy.allowTimeoutOverride && (timeoutUs === 0 || options.timeoutUs < timeoutUs)) {
+    let timeoutUs = background ? 0 : policy.defaultTimeoutUs;
+    if (!background && options.timeoutUs !== undefined && options.timeoutUs > 0 && policy.allowTimeoutOverride && (timeoutUs === 0 || options.timeoutUs < timeoutUs)) {
       timeoutUs = options.timeoutUs;
     }
     const now = this.clock.now();
@@ -215,14 +235,18 @@ export class DynamicBatcher<Req, Res> {
         deadline: timeoutUs > 0 ? now + timeoutUs / 1000 : Infinity,
         action: policy.timeoutAction,
         delayed: false,
+        background,
         state: ItemState.QUEUED,
         resolve,
         reject,
         cleanup: undefined,
       };
       if (options.signal !== undefined) item.cleanup = options.signal.onCancel(() => this.cancel(item));
-      this.queues[level - 1]!.push(item);
-      this.queuedPerLevel[level - 1]!++;
+      if (background) this.queues[this.levels + 1]!.push(item);
+      else {
+        this.queues[level - 1]!.push(item);
+        this.queuedPerLevel[level - 1]!++;
+      }
       this.queued++;
       if (item.deadline !== Infinity) this.timed++;
       this.pump();
@@ -257,7 +281,7 @@ export class DynamicBatcher<Req, Res> {
   private dequeued(item: Item<Req, Res>): void {
     this.queued--;
     if (item.deadline !== Infinity) this.timed--;
-    if (!item.delayed) this.queuedPerLevel[item.level - 1]!--;
+    if (!item.delayed && !item.background) this.queuedPerLevel[item.level - 1]!--;
   }
 
   /** Applies queue timeouts that have passed; returns the earliest one still ahead. */
@@ -285,7 +309,7 @@ export class DynamicBatcher<Req, Res> {
     return next;
   }
 
-  /** The next request to serve: highest priority, oldest first; delayed ones last. */
+  /** The next request to serve: highest priority, oldest first; then delayed ones; background ones last. */
   private headItem(): Item<Req, Res> | undefined {
     for (const q of this.queues) {
       const item = q.first();
@@ -318,6 +342,8 @@ export class DynamicBatcher<Req, Res> {
     while (this.inflight < this.maxInflight) {
       const head = this.headItem();
       if (head === undefined) break;
+      // With several instances, background batches leave one free for online requests.
+      if (head.background && this.maxInflight > 1 && this.backgroundInflight >= this.maxInflight - 1) break;
       let batch = this.gather(head);
       const rows = batch.reduce((sum, i) => sum + i.rows, 0);
       const largestPreferred = this.preferred[this.preferred.length - 1];
@@ -352,6 +378,8 @@ export class DynamicBatcher<Req, Res> {
       item.state = ItemState.DISPATCHED;
     }
     this.inflight++;
+    const background = batch[0]!.background;
+    if (background) this.backgroundInflight++;
     const rows = batch.reduce((sum, i) => sum + i.rows, 0);
     this.events.onDispatch?.(rows, batch.map((i) => now - i.enqueuedAt));
     const started = this.clock.now();
@@ -363,6 +391,7 @@ export class DynamicBatcher<Req, Res> {
     const released = run.then(async ({ results, error }) => {
       this.events.onComplete?.(rows, this.clock.now() - started, error !== undefined);
       this.inflight--;
+      if (background) this.backgroundInflight--;
       if (this.preserveOrdering) await previous;
       batch.forEach((item, i) => {
         const result = results?.[i];

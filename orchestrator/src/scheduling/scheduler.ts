@@ -21,6 +21,8 @@ export interface ScheduleOptions {
   timeoutUs?: number;
   /** Cancelled when the client goes away. */
   signal?: CancelSignal;
+  /** Batch-job work: served after every online request, never holding every instance (see DynamicBatcher). */
+  background?: boolean;
 }
 
 export interface SchedulerOptions {
@@ -130,6 +132,7 @@ export class Scheduler {
         ...(options.priority !== undefined ? { priority: options.priority } : {}),
         ...(options.timeoutUs !== undefined ? { timeoutUs: options.timeoutUs } : {}),
         ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        ...(options.background === true ? { background: true } : {}),
       });
       this.stats.setPending(model, version, batcher.pending);
       const outputs = await submitted;
