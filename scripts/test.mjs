@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `npm test`: set up what is missing, start a throw-away Redis (unless REDIS_URL is set), run the
-// Python tests (pytest under coverage.py) and the TypeScript tests (mocha under c8), print both
-// coverage reports, and end with one line `N passed, N failed` that counts every test of both.
+// Python tests (pytest under coverage.py), the conformance tests (NVIDIA's clients against a real
+// Inferneo, pytest in .venv-triton) and the TypeScript tests (mocha under c8), print both coverage
+// reports, and end with one line `N passed, N failed` that counts every test of all three.
 // Arguments after `--` go to mocha (e.g. `npm test -- --grep batcher`).
 import path from 'node:path';
 import { startLocalRedis } from './lib/redis.mjs';
 import { log, runCaptured } from './lib/run.mjs';
-import { ensureTritonVenv, ROOT, setup, VENV_PYTHON } from './lib/setup.mjs';
+import { ensureTritonVenv, ROOT, setup, TRITON_PYTHON, VENV_PYTHON } from './lib/setup.mjs';
 
 function count(output, pattern) {
   let total = 0;
@@ -39,6 +40,21 @@ try {
   failed += pyFailed;
   await runCaptured(VENV_PYTHON, ['-m', 'coverage', 'combine', '--quiet'], { cwd: ROOT, env });
   await runCaptured(VENV_PYTHON, ['-m', 'coverage', 'report'], { cwd: ROOT, env });
+
+  // NVIDIA's own clients (tritonclient HTTP + gRPC, perf_analyzer) against a real orchestrator that
+  // the tests start from dist/ (tests/conformance/conftest.py), in the Triton venv.
+  log('conformance tests (pytest, tritonclient + perf_analyzer against a real Inferneo)');
+  const conf = await runCaptured(TRITON_PYTHON, ['-m', 'pytest', 'tests/conformance', '-q', '--color=no', '-p', 'no:cacheprovider'], {
+    cwd: ROOT,
+    env: { ...env, INFERNEO_NODE: process.execPath },
+  });
+  const confSummary = conf.output.trim().split('\n').pop() ?? '';
+  const confPassed = count(confSummary, /(\d+) passed/g);
+  let confFailed = count(confSummary, /(\d+) failed/g) + count(confSummary, /(\d+) errors?/g);
+  // A run that died before its summary (collection error, interpreter crash) counts as one failure.
+  if (conf.code !== 0 && confFailed === 0) confFailed = 1;
+  passed += confPassed;
+  failed += confFailed;
 
   log('typescript tests (mocha, c8)');
   const ts = await runCaptured(
