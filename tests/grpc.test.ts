@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { decodeBytesElements, encodeBytesElements } from '../orchestrator/src/protocol/bytes-elements.js';
 import { inferenceClientConstructor } from '../orchestrator/src/protocol/grpc-proto.js';
-import { admin, features, MODEL_REPOSITORY, onnxOracle, startStack } from './support/stack.js';
+import { admin, features, MODEL_REPOSITORY, onnxOracle, ROOT, startStack } from './support/stack.js';
+
+/** The venv with NVIDIA's tritonclient (`npm test` sets it up; see scripts/lib/setup.mjs). */
+const TRITON_PYTHON = path.join(ROOT, '.venv-triton', 'bin', 'python');
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -365,6 +370,18 @@ describe('gRPC data plane (real workers)', function () {
     const all = (await call<{ model_stats: { name: string }[] }>('ModelStatistics', {})).response.model_stats;
     assert.ok(all.some((s) => s.name === 'mlp_tiny') && all.some((s) => s.name === 'text_stats'));
     await fails('ModelStatistics', { name: 'nope' }, grpc.status.NOT_FOUND, /nope/);
+  });
+
+  it("NVIDIA's tritonclient.grpc works unchanged (examples/grpc_inference.py)", async function () {
+    if (!existsSync(TRITON_PYTHON)) this.skip();
+    // Run asynchronously: the server lives in this process and must keep answering.
+    const { stdout } = await promisify(execFile)(TRITON_PYTHON, [path.join(ROOT, 'examples', 'grpc_inference.py'), '--url', `127.0.0.1:${stack.grpcPort}`]);
+    assert.match(stdout, /server: inferneo 0\.1\.0, ready: True/);
+    assert.match(stdout, /classifier versions \['1', '2'\], input features \[-1, 16\]/);
+    assert.match(stdout, /classifier v1 \(id 1\): labels \[\d, \d, \d, \d\], \(4, 3\)/);
+    assert.match(stdout, /classifier v2 \(id 2\): labels \[\d, \d, \d, \d\], \(4, 3\)/);
+    assert.match(stdout, /text_stats: \['HELLO INFERNEO', 'GRÜSSE'\], lengths \[14, 5\]/);
+    assert.match(stdout, /stream: answered \['s0', 's1', 's2'\]/);
   });
 
   it('indexes the repository and loads and unloads models', async () => {
