@@ -67,6 +67,43 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    jobs: z
+      .object({
+        /**
+         * Run BullMQ workers for batch jobs in this process. Off, this orchestrator only accepts and
+         * reports jobs; `inferneo jobs-worker` processes (or other orchestrators) run them. @defaultValue true
+         */
+        workers: z.boolean().default(true),
+        /** Chunks one process runs at once (BullMQ Worker `concurrency`). @defaultValue 2 */
+        concurrency: z.int().min(1).max(256).default(2),
+        /** Chunks started per `rate_limit_window_ms` across all workers (BullMQ `limiter`); 0 = no limit. @defaultValue 0 */
+        rate_limit_chunks: z.int().min(0).default(0),
+        /** @defaultValue 1000 */
+        rate_limit_window_ms: positiveMs.default(1000),
+        /** Rows of one chunk queued in the batcher at once. @defaultValue 256 */
+        rows_in_flight: z.int().min(1).max(100_000).default(256),
+        /** Attempts per chunk; rows that failed transiently are retried with exponential backoff. @defaultValue 5 */
+        attempts: z.int().min(1).max(100).default(5),
+        /** First retry delay; it doubles with each attempt. @defaultValue 1000 */
+        backoff_ms: positiveMs.default(1000),
+        /**
+         * How long a worker's claim on a chunk lasts without renewal (BullMQ `lockDuration`, also its
+         * stalled-check interval): the chunks of a crashed worker run again after one to two of these. @defaultValue 30000
+         */
+        lock_ms: z.int().min(500).default(30_000),
+        /** How long finished jobs and their results are kept. @defaultValue 86400 (a day) */
+        ttl_s: z.int().min(1).default(86_400),
+        /** Where uploaded JSON Lines files are spooled while a job is submitted. @defaultValue '.inferneo/spool' */
+        spool_dir: z.string().min(1).default('.inferneo/spool'),
+        /** Largest upload (multipart file or JSON body) of one job. @defaultValue 1073741824 (1 GiB) */
+        max_upload_bytes: z.int().min(1024).default(1024 * 1024 * 1024),
+        /** Most rows in one job. @defaultValue 1000000 */
+        max_rows: z.int().min(1).default(1_000_000),
+        /** Time the completion callback (POST to `callback_url`) has to answer, per try. @defaultValue 10000 */
+        callback_timeout_ms: positiveMs.default(10_000),
+      })
+      .strict()
+      .prefault({}),
     workers: z
       .object({
         /** ROUTER endpoint workers connect to; '' = a private ipc:// path. @defaultValue '' */
@@ -128,6 +165,12 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; typ
   { env: 'INFERNEO_REDIS_PREFIX', path: ['redis_prefix'], type: 'string' },
   { env: 'INFERNEO_STARTUP_MODELS', path: ['models', 'startup'], type: 'list' },
   { env: 'INFERNEO_BATCHING', path: ['scheduling', 'batching'], type: 'bool' },
+  { env: 'INFERNEO_JOB_WORKERS', path: ['jobs', 'workers'], type: 'bool' },
+  { env: 'INFERNEO_JOB_CONCURRENCY', path: ['jobs', 'concurrency'], type: 'int' },
+  { env: 'INFERNEO_JOB_RATE_LIMIT', path: ['jobs', 'rate_limit_chunks'], type: 'int' },
+  { env: 'INFERNEO_JOB_TTL_S', path: ['jobs', 'ttl_s'], type: 'int' },
+  { env: 'INFERNEO_JOB_SPOOL_DIR', path: ['jobs', 'spool_dir'], type: 'string' },
+  { env: 'INFERNEO_JOB_MAX_UPLOAD_BYTES', path: ['jobs', 'max_upload_bytes'], type: 'int' },
   { env: 'INFERNEO_WORKER_BIND', path: ['workers', 'bind'], type: 'string' },
   { env: 'INFERNEO_WORKERS', path: ['workers', 'spawn'], type: 'int' },
   { env: 'INFERNEO_WAIT_FOR_WORKERS', path: ['workers', 'wait_for'], type: 'int' },

@@ -41,6 +41,8 @@ function parameters(value: unknown, what: string): Record<string, unknown> {
   return value;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export function parseInferRequest(body: Buffer, headerLength?: number): InferRequest {
   if (headerLength !== undefined && (!Number.isSafeInteger(headerLength) || headerLength < 0)) {
     throw new InvalidArgumentError(`Inference-Header-Content-Length must be a non-negative integer`);
@@ -57,6 +59,15 @@ export function parseInferRequest(body: Buffer, headerLength?: number): InferReq
   } catch (err) {
     throw new InvalidArgumentError(`malformed JSON in inference request: ${(err as Error).message}`);
   }
+  return inferRequestFromJson(header, body, headerEnd);
+}
+
+/**
+ * An inference request already parsed from JSON (e.g. one line of a batch job's JSON Lines input),
+ * with the same checks as `parseInferRequest`. `body` and `headerEnd` locate binary input data; a
+ * request without any passes neither.
+ */
+export function inferRequestFromJson(header: unknown, body: Buffer = EMPTY, headerEnd = 0): InferRequest {
   if (!isObject(header)) throw new InvalidArgumentError('inference request must be a JSON object');
 
   const requestParams = parameters(header['parameters'], 'request');

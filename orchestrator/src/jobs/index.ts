@@ -1,0 +1,11 @@
+export { type ChunkData, type ChunkOutcome, ChunkRunner, type ChunkRunnerOptions, isTransient, TransientChunkError } from './chunk-runner.js';
+export { InputSpool, type InputSpoolOptions } from './input-spool.js';
+export { postCallback, type CallbackOptions } from './job-callback.js';
+export { finishJob } from './job-finish.js';
+export { ingestRows, type IngestOptions, type IngestResult } from './job-ingest.js';
+export { jobViewOf } from './job-progress.js';
+export { bullConnection, bullPrefix, CHUNKS_QUEUE, JOBS_QUEUE, JobQueue, type JobQueueOptions, type ParentData } from './job-queue.js';
+export * from './job-spec.js';
+export { type JobMeta, JobStore, type JobStoreOptions, type ResultEntry } from './job-store.js';
+export { JobWorkers, type JobWorkersOptions, JobWorkersState } from './job-workers.js';
+export { decodeRows, encodeRows, errorLine, type JobRow, outputLine } from './row-codec.js';
