@@ -3,9 +3,11 @@ import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { resolveAdminToken } from './admin/admin-token.js';
 import { createAdminApp } from './admin/admin-api.js';
+import { BackendSet } from './backends/backend-set.js';
 import { PythonBackend } from './backends/python/python-backend.js';
 import { WorkerPool } from './backends/python/worker-pool.js';
 import { WorkerSupervisor } from './backends/python/worker-supervisor.js';
+import { TritonBackend } from './backends/triton/triton-backend.js';
 import { type InferneoConfig, loadConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { createMetricsRegistry } from './metrics/metrics.js';
@@ -47,6 +49,10 @@ export interface InferneoServer {
   readonly router: Router;
   readonly store: RegistryStore;
   readonly backend: PythonBackend;
+  /** The Triton backend, when `triton.endpoints` names any server. */
+  readonly triton: TritonBackend | undefined;
+  /** What the registry and the scheduler use: each version goes to its backend (python or triton). */
+  readonly backends: BackendSet;
   readonly scheduler: Scheduler;
   readonly canary: CanaryController;
   /** The admin API's bearer token, and the file it was written to when generated. */
@@ -73,6 +79,19 @@ async function connectRedis(url: string): Promise<Redis> {
     throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}. Set REDIS_URL or start redis-server.`, { cause: err });
   }
   return redis;
+}
+
+/** The models `triton.models` names ('*': every model in Triton's repository, asked now). */
+async function tritonModelNames(config: InferneoConfig, triton: TritonBackend | undefined): Promise<Set<string>> {
+  const names = new Set(config.triton.models.filter((m) => m !== '*'));
+  if (triton !== undefined && config.triton.models.includes('*')) {
+    try {
+      for (const name of await triton.repositoryModels()) names.add(name);
+    } catch (err) {
+      log(`triton.models is '*' but Triton's repository index could not be read: ${(err as Error).message}`);
+    }
+  }
+  return names;
 }
 
 function waitForWorkers(pool: WorkerPool, count: number, timeoutMs: number): Promise<void> {
@@ -129,10 +148,34 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     });
     cleanups.push(() => backend.close());
     backend.setPinnedCheck((model, version) => store.version(model, version)?.pinned === true);
+    let triton: TritonBackend | undefined;
+    if (config.triton.endpoints.length > 0) {
+      const t = config.triton;
+      triton = new TritonBackend(
+        {
+          endpoints: t.endpoints,
+          protocol: t.protocol,
+          requestTimeoutMs: t.request_timeout_ms,
+          loadTimeoutMs: t.load_timeout_ms,
+          retry: { retries: t.retries, backoffMs: t.retry_backoff_ms, maxBackoffMs: t.retry_max_backoff_ms },
+          breaker: { failures: t.breaker.failures, cooldownMs: t.breaker.cooldown_ms },
+          connections: t.connections,
+        },
+        { log },
+      );
+      cleanups.push(() => triton!.close());
+    }
+    // Each version goes to the backend its registry record names.
+    const backends = new BackendSet(
+      { python: backend, triton },
+      (model, version) => store.version(model, version)?.backend ?? store.model(model)?.backend ?? 'python',
+    );
+    const tritonModels = await tritonModelNames(config, triton);
 
     const registry = new ModelRegistry({
       repository: config.model_repository,
-      backend,
+      backend: backends,
+      backendFor: (name) => (tritonModels.has(name) ? 'triton' : 'python'),
       store,
       lazyLoadTimeoutMs: config.models.lazy_load_timeout_ms,
       drainTimeoutMs: config.models.drain_timeout_ms,
@@ -144,12 +187,17 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
     const metrics = createMetricsRegistry();
     const router = new Router(registry, store, new RouteStats(metrics));
     const stats = new InferenceStats(metrics);
-    const scheduler = new Scheduler(backend, { stats, batching: config.scheduling.batching });
+    const scheduler = new Scheduler(backends, { stats, batching: config.scheduling.batching });
     cleanups.push(() => scheduler.close());
     const canary = new CanaryController(router, store, redis, { prefix: config.redis_prefix, log });
     canary.start();
     cleanups.push(() => canary.close());
     await registry.syncRepository();
+    // Triton-hosted models the orchestrator's repository does not hold: Triton describes them.
+    for (const name of tritonModels) {
+      if (store.model(name) !== undefined) continue;
+      await registry.registerModel({ name, backend: 'triton' }).catch((err: Error) => log(`could not register Triton model ${name}: ${err.message}`));
+    }
 
     let supervisor: WorkerSupervisor | undefined;
     if (config.workers.spawn > 0) {
@@ -231,6 +279,8 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       router,
       store,
       backend,
+      triton,
+      backends,
       scheduler,
       canary,
       adminToken: adminToken.file !== undefined ? { token: adminToken.token, file: adminToken.file } : { token: adminToken.token },

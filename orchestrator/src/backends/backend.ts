@@ -23,6 +23,19 @@ export interface LoadedVersion {
   maxBatchSize: number;
   inputs: TensorSignature[];
   outputs: TensorSignature[];
+  /**
+   * The model's configuration as the host reports it, in Triton's JSON form (Triton does; Python
+   * workers do not: their config is the repository's).
+   */
+  config?: Record<string, unknown>;
+}
+
+/** A model that lives in a backend's own repository (Triton's), not in the orchestrator's. */
+export interface RemoteModel {
+  /** Its configuration in Triton's JSON form (`GET /v2/models/{m}/config`). */
+  config: Record<string, unknown>;
+  /** The versions the backend serves by the model's own version policy. */
+  versions: string[];
 }
 
 /** One request of a batch. `outputs` empty or absent means all of the model's outputs. */
@@ -52,5 +65,10 @@ export interface Backend {
    * rejects only when the whole batch failed (the worker was lost, the call timed out).
    */
   infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]>;
+  /**
+   * Describes a model of the backend's own repository, for registering a model the orchestrator's
+   * repository does not hold. Optional: only backends with a repository of their own (Triton) have it.
+   */
+  describe?(model: string): Promise<RemoteModel>;
   close(): Promise<void>;
 }

@@ -136,9 +136,63 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    triton: z
+      .object({
+        /**
+         * Triton servers sharing one model repository, in explicit model-control mode:
+         * `http://host:8000` (protocol http) or `host:8001` (grpc). Empty = no Triton backend. @defaultValue []
+         */
+        endpoints: z.array(z.string().min(1)).default([]),
+        /** Protocol spoken to Triton. @defaultValue 'http' */
+        protocol: z.enum(['http', 'grpc']).default('http'),
+        /**
+         * Models served by Triton: registered with backend `triton` at start (from Triton's repository
+         * when the orchestrator's does not hold them); '*' = every model in Triton's repository. @defaultValue []
+         */
+        models: z.array(z.string().min(1)).default([]),
+        /** Time Triton has to answer one inference call. @defaultValue 60000 */
+        request_timeout_ms: positiveMs.default(60_000),
+        /** Time Triton has to load or unload a model. @defaultValue 120000 */
+        load_timeout_ms: positiveMs.default(120_000),
+        /** Further attempts of a call that failed with a connection error or UNAVAILABLE. @defaultValue 2 */
+        retries: z.int().min(0).max(10).default(2),
+        /** Delay before the first retry; it doubles with each further one (with jitter). @defaultValue 50 */
+        retry_backoff_ms: positiveMs.default(50),
+        /** Longest delay between two attempts. @defaultValue 1000 */
+        retry_max_backoff_ms: positiveMs.default(1000),
+        breaker: z
+          .object({
+            /** Consecutive failures of an endpoint that open its circuit (calls then fail fast with 503). @defaultValue 5 */
+            failures: z.int().min(1).max(1000).default(5),
+            /** How long an open circuit waits before a probe (ready + models loaded) may close it. @defaultValue 5000 */
+            cooldown_ms: positiveMs.default(5000),
+          })
+          .strict()
+          .prefault({}),
+        /** HTTP connections kept open per endpoint. @defaultValue 32 */
+        connections: z.int().min(1).max(1024).default(32),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
+    const address = c.triton.protocol === 'grpc' ? /^(grpc:\/\/)?[^\s/:]+:\d{1,5}$/ : /^https?:\/\/[^\s/]+\/?$/;
+    c.triton.endpoints.forEach((endpoint, i) => {
+      if (!address.test(endpoint)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['triton', 'endpoints', i],
+          message: c.triton.protocol === 'grpc' ? 'expected host:port for protocol grpc' : 'expected http://host:port for protocol http',
+        });
+      }
+    });
+    if (c.triton.models.length > 0 && c.triton.endpoints.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['triton', 'models'], message: 'names models served by Triton, but triton.endpoints is empty' });
+    }
+    if (c.triton.retry_max_backoff_ms < c.triton.retry_backoff_ms) {
+      ctx.addIssue({ code: 'custom', path: ['triton', 'retry_max_backoff_ms'], message: `must be at least triton.retry_backoff_ms (${c.triton.retry_backoff_ms})` });
+    }
     if (c.workers.heartbeat_timeout_ms <= c.workers.heartbeat_interval_ms) {
       ctx.addIssue({
         code: 'custom',
@@ -176,6 +230,9 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; typ
   { env: 'INFERNEO_WAIT_FOR_WORKERS', path: ['workers', 'wait_for'], type: 'int' },
   { env: 'INFERNEO_PYTHON', path: ['workers', 'python'], type: 'string' },
   { env: 'INFERNEO_WORKER_CONFIG', path: ['workers', 'config'], type: 'string' },
+  { env: 'INFERNEO_TRITON_URLS', path: ['triton', 'endpoints'], type: 'list' },
+  { env: 'INFERNEO_TRITON_PROTOCOL', path: ['triton', 'protocol'], type: 'string' },
+  { env: 'INFERNEO_TRITON_MODELS', path: ['triton', 'models'], type: 'list' },
 ];
 
 export const DEFAULT_CONFIG_FILE = 'worker-config/inferneo.yaml';

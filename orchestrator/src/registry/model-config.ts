@@ -166,6 +166,16 @@ export function parseModelConfig(text: string, modelName: string): ModelConfig {
       `model '${modelName}': config.pbtxt names the model ${JSON.stringify(json['name'])}; it must match the directory name`,
     );
   }
+  return modelConfigFromJson(json, modelName);
+}
+
+/**
+ * A model configuration from its JSON form: the one `parseModelConfig` builds from config.pbtxt, or
+ * the one a Triton server reports (`GET /v2/models/{m}/config`) for a model it hosts. `json` is
+ * copied, not changed.
+ */
+export function modelConfigFromJson(source: Record<string, unknown>, modelName: string): ModelConfig {
+  const json = { ...source };
   const platform = typeof json['platform'] === 'string' ? json['platform'] : '';
   let backend = typeof json['backend'] === 'string' ? json['backend'] : '';
   if (backend === '' && platform === 'onnxruntime_onnx') backend = 'onnxruntime';

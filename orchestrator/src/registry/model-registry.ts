@@ -12,6 +12,7 @@ import {
   NotFoundError,
   toInferneoError,
 } from '../errors.js';
+import { modelConfigFromJson } from './model-config.js';
 import { readRepositoryModel, type RepositoryModel, scanRepository } from './model-repository.js';
 import {
   type BackendKind,
@@ -45,6 +46,23 @@ export interface ModelRegistryOptions {
   drainTimeoutMs?: number;
   /** Lifecycle log lines. @defaultValue console.error with a prefix */
   log?: (message: string) => void;
+  /**
+   * The backend of a model that is registered because it was found (the repository scan, a
+   * repository `load`): e.g. 'triton' for the models `triton.models` names. @defaultValue always 'python'
+   */
+  backendFor?: (model: string) => BackendKind;
+}
+
+/**
+ * The `source` of a model that lives in Triton's own model repository rather than in the
+ * orchestrator's: its config comes from Triton, and Triton alone has its files.
+ */
+export function remoteSource(model: string): string {
+  return `triton://${model}`;
+}
+
+export function isRemoteSource(source: string): boolean {
+  return source.startsWith('triton://');
 }
 
 /** A version held for one request; `release()` exactly once when the request is done. */
@@ -88,6 +106,7 @@ export class ModelRegistry {
   private readonly lazyLoadTimeoutMs: number;
   private readonly drainTimeoutMs: number;
   private readonly log: (message: string) => void;
+  private readonly backendFor: (model: string) => BackendKind;
   private guard: UsageGuard = () => undefined;
   /** Requests in flight per version, in this process. */
   private readonly inflight = new Map<string, number>();
@@ -103,6 +122,7 @@ export class ModelRegistry {
     this.lazyLoadTimeoutMs = options.lazyLoadTimeoutMs ?? 60_000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
     this.log = options.log ?? ((m) => console.error(`[inferneo] ${m}`));
+    this.backendFor = options.backendFor ?? (() => 'python');
     this.store.on('change', (change, remote) => {
       if (remote) void this.followRemote(change);
     });
@@ -237,7 +257,7 @@ export class ModelRegistry {
       }
       const existing = this.store.model(found.name);
       if (existing === undefined) {
-        await this.registerFound(found, 'python');
+        await this.registerFound(found, this.backendFor(found.name));
         continue;
       }
       if (existing.source === path.resolve(found.dir)) {
@@ -249,7 +269,11 @@ export class ModelRegistry {
     }
   }
 
-  /** Registers a model from its directory (by default `<repository>/<name>`) with the versions its policy serves. */
+  /**
+   * Registers a model from its directory (by default `<repository>/<name>`) with the versions its
+   * policy serves. A Triton-hosted model that the repository does not hold is described by Triton
+   * (its config and versions) instead.
+   */
   async registerModel(input: { name: string; backend?: BackendKind; source?: string }): Promise<ModelRecord> {
     if (this.store.model(input.name) !== undefined) throw new AlreadyExistsError(`model '${input.name}' is already registered`);
     const source = path.resolve(input.source ?? path.join(this.repository, input.name));
@@ -257,6 +281,7 @@ export class ModelRegistry {
     try {
       found = await readRepositoryModel(path.dirname(source), path.basename(source));
     } catch {
+      if (input.backend === 'triton' && input.source === undefined) return this.registerRemote(input.name);
       throw new InvalidArgumentError(`source: ${source} is not a model directory (it must hold config.pbtxt and version directories)`);
     }
     if (found.config === undefined) throw new InvalidArgumentError(`source: ${found.error ?? 'unreadable config'}`);
@@ -271,10 +296,16 @@ export class ModelRegistry {
     if (this.store.version(name, input.version) !== undefined) {
       throw new AlreadyExistsError(`version '${input.version}' of model '${name}' is already registered`);
     }
-    const source = path.resolve(input.source ?? model.source);
-    const dir = path.join(source, input.version);
-    const info = await stat(dir).catch(() => undefined);
-    if (!info?.isDirectory()) throw new InvalidArgumentError(`version: there is no directory ${dir} holding version '${input.version}'`);
+    const given = input.source ?? model.source;
+    const source = isRemoteSource(given) ? given : path.resolve(given);
+    if (isRemoteSource(source)) {
+      // Triton has the files; it says whether the version exists when it is loaded.
+      if (!/^[0-9]+$/.test(input.version)) throw new InvalidArgumentError(`version: Triton versions are integers, got '${input.version}'`);
+    } else {
+      const dir = path.join(source, input.version);
+      const info = await stat(dir).catch(() => undefined);
+      if (!info?.isDirectory()) throw new InvalidArgumentError(`version: there is no directory ${dir} holding version '${input.version}'`);
+    }
     const record = this.newVersion(name, input.version, input.backend ?? model.backend, source);
     record.pinned = input.pinned ?? false;
     await this.putVersion(record);
@@ -342,14 +373,14 @@ export class ModelRegistry {
    */
   async loadModel(name: string): Promise<void> {
     if (this.store.model(name) === undefined) {
-      let found: RepositoryModel;
-      try {
-        found = await readRepositoryModel(this.repository, name);
-      } catch {
-        throw new NotFoundError(`unknown model '${name}': no directory of that name in the model repository`);
+      const found = await readRepositoryModel(this.repository, name).catch(() => undefined);
+      if (found === undefined) {
+        if (this.backendFor(name) !== 'triton') throw new NotFoundError(`unknown model '${name}': no directory of that name in the model repository`);
+        await this.registerRemote(name);
+      } else {
+        if (found.config === undefined) throw new LoadFailedError(`failed to load model '${name}': ${found.error ?? 'no config'}`);
+        await this.registerFound(found, this.backendFor(name));
       }
-      if (found.config === undefined) throw new LoadFailedError(`failed to load model '${name}': ${found.error ?? 'no config'}`);
-      await this.registerFound(found, 'python');
     } else {
       const model = this.model(name);
       const found = await readRepositoryModel(path.dirname(model.source), path.basename(model.source)).catch(() => undefined);
@@ -503,9 +534,18 @@ export class ModelRegistry {
     return { model, version, backend, source, state: VersionState.REGISTERED, pinned: false, updated_at: new Date().toISOString() };
   }
 
+  /** Registers a model of Triton's own repository, with the config and versions Triton reports. */
+  private async registerRemote(name: string): Promise<ModelRecord> {
+    if (this.backend.describe === undefined) throw new NotFoundError(`unknown model '${name}': it is not in the model repository and no Triton is configured`);
+    const remote = await this.backend.describe(name);
+    const config = modelConfigFromJson({ ...remote.config, name }, name);
+    const versions = [...remote.versions].sort((a, b) => Number(a) - Number(b));
+    return this.registerFound({ name, dir: remoteSource(name), config, versions, servedVersions: versions }, 'triton');
+  }
+
   private async registerFound(found: RepositoryModel, backend: BackendKind): Promise<ModelRecord> {
     // Absolute, so that workers started elsewhere (another working directory) find the same files.
-    const source = path.resolve(found.dir);
+    const source = isRemoteSource(found.dir) ? found.dir : path.resolve(found.dir);
     const record: ModelRecord = { name: found.name, backend, source, config: found.config!, created_at: new Date().toISOString() };
     await this.store.putModel(record);
     for (const v of found.servedVersions) await this.putVersion(this.newVersion(found.name, v, backend, source));
