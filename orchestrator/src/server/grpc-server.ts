@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCode, grpcStatusOf, GrpcStatus, type InferneoError, InvalidArgumentError, toInferneoError } from '../errors.js';
-import { inferenceServiceDefinition } from '../protocol/grpc-proto.js';
+import { conformToMessage, inferenceServiceDefinition } from '../protocol/grpc-proto.js';
 import {
   decodeModelInferRequest,
   encodeModelInferResponse,
@@ -68,12 +68,12 @@ function serviceError(err: InferneoError): Partial<grpc.StatusObject> {
 }
 
 /**
- * Triton's ModelConfig message: the config as `GET .../config` renders it already has Triton's
- * field names and enum names, which is what the message encoder takes; fields of Triton's schema
- * that orchestrator/proto/model_config.proto leaves out are dropped.
+ * Triton's ModelConfig message from the config as `GET .../config` renders it (Triton's field and
+ * enum names already), conformed to the message's schema; fields of Triton's schema that
+ * orchestrator/proto/model_config.proto leaves out are dropped.
  */
 function configMessage(config: ModelConfig): Record<string, unknown> {
-  return { ...config.json, name: config.name };
+  return conformToMessage('inference.ModelConfig', { ...config.json, name: config.name });
 }
 
 export class GrpcServer {
