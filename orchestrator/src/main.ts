@@ -10,6 +10,7 @@ import { WorkerSupervisor } from './backends/python/worker-supervisor.js';
 import { TritonBackend } from './backends/triton/triton-backend.js';
 import { type InferneoConfig, loadConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
+import { type BatchJobs, startBatchJobs } from './jobs/batch-jobs.js';
 import { createMetricsRegistry } from './metrics/metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { RegistryStore } from './registry/registry-store.js';
@@ -59,6 +60,8 @@ export interface InferneoServer {
   readonly adminToken: { token: string; file?: string };
   readonly pool: WorkerPool;
   readonly supervisor: WorkerSupervisor | undefined;
+  /** Batch jobs: the queue (submit, read, cancel) and, with `jobs.workers`, the BullMQ workers. */
+  readonly jobs: BatchJobs;
   state(): ServerState;
   /** Stops everything this server started. Idempotent. */
   close(): Promise<void>;
@@ -233,10 +236,21 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       ),
     );
 
+    // Before the listeners, so that they close first and running chunks still find a scheduler.
+    const jobs = await startBatchJobs(config, { registry, router, scheduler, metrics, log });
+    cleanups.push(() => jobs.close());
+
     const adminToken = await resolveAdminToken(config.admin_token, config.admin_token_file);
     if (adminToken.source === 'generated') log(`admin API token generated and written to ${adminToken.file} (set INFERNEO_ADMIN_TOKEN to choose one)`);
     else if (adminToken.source === 'file') log(`admin API token read from ${adminToken.file}`);
-    const adminApp = createAdminApp({ registry, router, store, token: adminToken.token, metrics });
+    const adminApp = createAdminApp({
+      registry,
+      router,
+      store,
+      token: adminToken.token,
+      metrics,
+      jobs: { queue: jobs.queue, spool: jobs.spool, maxInlineBytes: config.http.max_request_bytes },
+    });
 
     // One data plane, two transports: HTTP and gRPC requests route, batch and count alike.
     const inference = new InferenceService({
@@ -286,6 +300,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       adminToken: adminToken.file !== undefined ? { token: adminToken.token, file: adminToken.file } : { token: adminToken.token },
       pool,
       supervisor,
+      jobs,
       state: () => state,
       close,
     };

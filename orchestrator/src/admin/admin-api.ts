@@ -6,7 +6,11 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import type { ModelRecord, RegistryStore, VersionRecord } from '../registry/registry-store.js';
 import { nameSchema, versionSchema } from '../routing/route-spec.js';
 import type { Router as TrafficRouter } from '../routing/router.js';
+import { jobIdSchema } from '../jobs/job-spec.js';
 import { bearerAuth } from './auth.js';
+import { jobEndpoints, type JobEndpointsOptions } from './job-endpoints.js';
+import { isMultipart } from './job-upload.js';
+import { createQueuesDashboard, DASHBOARD_PATH } from './queues-dashboard.js';
 import * as s from './schemas.js';
 
 /**
@@ -21,6 +25,8 @@ export interface AdminApiOptions {
   store: RegistryStore;
   token: string;
   metrics: Registry;
+  /** Batch jobs: the /admin/jobs endpoints and the bull-board dashboard at /admin/queues. @defaultValue none */
+  jobs?: JobEndpointsOptions;
   /** Audit lines. @defaultValue one JSON line on stderr */
   log?: (line: string) => void;
 }
@@ -29,15 +35,26 @@ interface Context {
   params: Record<string, string>;
   body: unknown;
   query: Record<string, unknown>;
+  req: Request;
+  /** Only endpoints that `produce` a stream write to it themselves. */
+  res: Response;
 }
 
-interface Endpoint {
+export interface Endpoint {
   method: 'get' | 'post' | 'put' | 'delete';
   /** Express path under /admin, e.g. `/models/:model`. */
   path: string;
   summary: string;
-  tag: 'models' | 'routes' | 'audit';
+  tag: 'models' | 'routes' | 'audit' | 'jobs';
   body?: z.ZodType;
+  /** Largest JSON body. @defaultValue 1 MiB */
+  bodyLimit?: number;
+  /** The fields of a multipart/form-data request, also accepted (the handler reads the request). */
+  multipart?: z.ZodType;
+  /** Content type of a streamed answer, which the handler writes to `res` itself. @defaultValue JSON */
+  produces?: string;
+  /** What the audit entry records of a mutation. @defaultValue the path parameters (or the body's name) and the body */
+  audit?: (ctx: Context, result: unknown) => { target: string; body?: unknown };
   response?: z.ZodType;
   /** Status of a success. @defaultValue 200 */
   status?: number;
@@ -56,7 +73,8 @@ export function describeZodError(error: ZodError, root: string): string {
     .join('; ');
 }
 
-const PARAM_SCHEMAS: Record<string, z.ZodType> = { model: nameSchema, route: nameSchema, version: versionSchema };
+const PARAM_SCHEMAS: Record<string, z.ZodType> = { model: nameSchema, route: nameSchema, version: versionSchema, job: jobIdSchema };
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 function toPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z]+)/g, '{$1}');
@@ -167,6 +185,7 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
         return store.auditLog(limit);
       },
     },
+    ...(options.jobs !== undefined ? jobEndpoints(options.jobs) : []),
   ];
 
   const openapi = buildOpenApi(endpoints);
@@ -182,9 +201,8 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
 
   const admin = express.Router();
   admin.use(bearerAuth(options.token));
-  admin.use(express.json({ limit: '1mb', strict: true }));
   for (const e of endpoints) {
-    admin[e.method](e.path, async (req: Request, res: Response) => {
+    admin[e.method](e.path, express.json({ limit: e.bodyLimit ?? DEFAULT_BODY_LIMIT, strict: true }), async (req: Request, res: Response) => {
       const params: Record<string, string> = {};
       for (const [name, value] of Object.entries(req.params as Record<string, string>)) {
         const parsed = PARAM_SCHEMAS[name]?.safeParse(value);
@@ -192,30 +210,35 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
         params[name] = value;
       }
       let body: unknown = req.body;
-      if (e.body !== undefined) {
+      if (e.body !== undefined && !(e.multipart !== undefined && isMultipart(req))) {
         const parsed = e.body.safeParse(body ?? {});
         if (!parsed.success) throw new InvalidArgumentError(`invalid body: ${describeZodError(parsed.error, 'body')}`);
         body = parsed.data;
       }
-      const result = await e.handler({ params, body, query: req.query as Record<string, unknown> });
+      const ctx: Context = { params, body, query: req.query as Record<string, unknown>, req, res };
+      const result = await e.handler(ctx);
       if (e.mutation) {
+        const audited = e.audit?.(ctx, result) ?? {
+          target: Object.values(params).join('/') || String((body as { name?: unknown } | undefined)?.name ?? ''),
+          ...(e.body !== undefined ? { body } : {}),
+        };
         const entry = {
           at: new Date().toISOString(),
           actor: req.get('x-inferneo-actor') ?? 'admin-token',
           from: req.ip ?? req.socket.remoteAddress ?? '',
           action: `${e.method.toUpperCase()} ${e.path}`,
-          target: Object.values(params).join('/') || String((body as { name?: unknown } | undefined)?.name ?? ''),
-          ...(e.body !== undefined ? { body } : {}),
+          ...audited,
         };
         log(`[inferneo] audit ${JSON.stringify(entry)}`);
         await store.audit(entry).catch(() => undefined);
       }
-      res.status(e.status ?? 200).json(result);
+      if (e.produces === undefined) res.status(e.status ?? 200).json(result);
     });
   }
   admin.use((req: Request) => {
     throw new NotFoundError(`no such endpoint: ${req.method} /admin${req.path}`);
   });
+  if (options.jobs !== undefined) app.use(DASHBOARD_PATH, createQueuesDashboard(options.jobs.queue.queues(), options.token));
   app.use('/admin', admin);
   app.use((req: Request) => {
     throw new NotFoundError(`no such endpoint: ${req.method} ${req.path}`);
@@ -224,7 +247,10 @@ export function createAdminApp(options: AdminApiOptions): express.Express {
     let error: InferneoError;
     const bodyError = err as { type?: string; message?: string };
     if (bodyError.type === 'entity.parse.failed') error = new InvalidArgumentError(`malformed JSON body: ${bodyError.message ?? ''}`);
-    else if (bodyError.type === 'entity.too.large') error = new InferneoError('PAYLOAD_TOO_LARGE', 'request body exceeds the admin limit of 1 MiB');
+    else if (bodyError.type === 'entity.too.large') {
+      const limit = (err as { limit?: number }).limit ?? DEFAULT_BODY_LIMIT;
+      error = new InferneoError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes for this endpoint`);
+    }
     else if (err instanceof ZodError) error = new InvalidArgumentError(describeZodError(err, 'body'));
     else error = toInferneoError(err);
     if (error.code === 'INTERNAL') console.error(`[inferneo] admin API internal error: ${(err as Error).stack ?? String(err)}`);
@@ -252,21 +278,29 @@ function buildOpenApi(endpoints: Endpoint[]): Record<string, unknown> {
       operationId: `${e.method}${p.replace(/[{}]/g, '').replace(/\/(\w)/g, (_, c: string) => c.toUpperCase()).replace(/[^A-Za-z0-9]/g, '')}`,
       security: [{ bearer: [] }],
       responses: {
-        [String(e.status ?? 200)]: { description: 'Success', content: { 'application/json': { schema: e.response !== undefined ? json(e.response, 'output') : {} } } },
+        [String(e.status ?? 200)]: {
+          description: 'Success',
+          content: e.produces !== undefined ? { [e.produces]: { schema: { type: 'string' } } } : { 'application/json': { schema: e.response !== undefined ? json(e.response, 'output') : {} } },
+        },
         '400': errorResponse('Invalid request; the message names the field'),
         '401': errorResponse('No bearer token'),
         '403': errorResponse('Wrong bearer token'),
-        '404': errorResponse('No such model, version or route'),
+        '404': errorResponse('No such model, version, route or job'),
         ...(e.mutation ? { '409': errorResponse('Conflicts with the current state; the message says what blocks it') } : {}),
+        ...(e.bodyLimit !== undefined ? { '413': errorResponse('The body or upload is larger than the limit') } : {}),
       },
     };
     if (params.length > 0) operation['parameters'] = params;
-    if (e.body !== undefined) operation['requestBody'] = { required: true, content: { 'application/json': { schema: json(e.body, 'input') } } };
+    if (e.body !== undefined) {
+      const content: Record<string, unknown> = { 'application/json': { schema: json(e.body, 'input') } };
+      if (e.multipart !== undefined) content['multipart/form-data'] = { schema: json(e.multipart, 'input'), encoding: { rows: { contentType: 'application/x-ndjson' } } };
+      operation['requestBody'] = { required: true, content };
+    }
     (paths[p] ??= {})[e.method] = operation;
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Inferneo admin API', version: '0.1.0', description: 'Models, versions, routes and traffic splits of an Inferneo orchestrator.' },
+    info: { title: 'Inferneo admin API', version: '0.1.0', description: 'Models, versions, routes, traffic splits and batch jobs of an Inferneo orchestrator.' },
     servers: [{ url: '/' }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'INFERNEO_ADMIN_TOKEN' } } },
     paths,

@@ -8,7 +8,7 @@ import { PermissionDeniedError, UnauthenticatedError } from '../errors.js';
  * leaks through timing.
  */
 export function bearerAuth(token: string): (req: Request, res: Response, next: NextFunction) => void {
-  const expected = createHash('sha256').update(token).digest();
+  const matches = tokenChecker(token);
   return (req, res, next) => {
     const header = req.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -17,11 +17,16 @@ export function bearerAuth(token: string): (req: Request, res: Response, next: N
       next(new UnauthenticatedError('missing bearer token: send "Authorization: Bearer <token>" (the INFERNEO_ADMIN_TOKEN)'));
       return;
     }
-    const given = createHash('sha256').update(match[1]!).digest();
-    if (!timingSafeEqual(given, expected)) {
+    if (!matches(match[1]!)) {
       next(new PermissionDeniedError('the bearer token is not the admin token'));
       return;
     }
     next();
   };
+}
+
+/** Compares a presented token with the admin token in constant time (see bearerAuth). */
+export function tokenChecker(token: string): (given: string) => boolean {
+  const expected = createHash('sha256').update(token).digest();
+  return (given) => timingSafeEqual(createHash('sha256').update(given).digest(), expected);
 }
