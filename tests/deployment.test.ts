@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { ENV_OVERRIDES } from '../orchestrator/src/config/config.js';
+import { ENV_OVERRIDES, loadConfig } from '../orchestrator/src/config/config.js';
+import { parsePbtxt } from '../orchestrator/src/protocol/pbtxt.js';
 
 /**
  * Static checks of the Docker deployment (docker-compose.yml, docker/*.Dockerfile, .dockerignore):
@@ -416,7 +417,8 @@ describe('deployment: docker-compose.yml and docker/*.Dockerfile', () => {
 
     it('runs triton in explicit model-control mode on the model repository volume', () => {
       const triton = service('triton');
-      assert.equal(triton.image, 'nvcr.io/nvidia/tritonserver:24.08-py3');
+      // NGC 24.10 is Triton 2.51: the release tests/triton/requirements.txt runs the tests against.
+      assert.equal(triton.image, 'nvcr.io/nvidia/tritonserver:24.10-py3');
       const command = commandOf(triton.command);
       assert.equal(command[0], 'tritonserver');
       assert.ok(command.includes('--model-control-mode=explicit'), `triton command: ${command.join(' ')}`);
@@ -458,6 +460,45 @@ describe('deployment: docker-compose.yml and docker/*.Dockerfile', () => {
           }
         }
       }
+    });
+
+    it('points the orchestrator at the triton service as its Triton backend and waits for it to be healthy', () => {
+      const orchestrator = service('orchestrator');
+      const env = environmentOf(orchestrator);
+      const protocol = env.get('INFERNEO_TRITON_PROTOCOL') || 'http';
+      const urls = (env.get('INFERNEO_TRITON_URLS') ?? '').split(',').filter((u) => u.trim() !== '');
+      assert.ok(urls.length > 0, 'the orchestrator has no INFERNEO_TRITON_URLS: the triton service would serve nothing');
+      // The container ports Triton listens on: its defaults unless the command moves them.
+      const command = commandOf(service('triton').command);
+      const flag = (name: string, fallback: string): string => command.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+      const tritonPort = protocol === 'grpc' ? flag('grpc-port', '8001') : flag('http-port', '8000');
+      for (const url of urls) {
+        const parsed = new URL(protocol === 'grpc' ? `grpc://${url.replace(/^grpc:\/\//, '')}` : url);
+        assert.equal(parsed.hostname, 'triton', `INFERNEO_TRITON_URLS entry ${url} does not name the triton service`);
+        assert.equal(parsed.port, tritonPort, `INFERNEO_TRITON_URLS entry ${url}: triton's ${protocol} port is ${tritonPort}`);
+      }
+      assert.equal(dependsOn(orchestrator).get('triton'), 'service_healthy', 'the orchestrator loads its Triton models at start: it must wait for triton');
+    });
+
+    it("hands Triton only bundled models whose config.pbtxt its backends take (ONNX Runtime, Python)", () => {
+      const models = (environmentOf(service('orchestrator')).get('INFERNEO_TRITON_MODELS') ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+      assert.ok(models.length > 0, 'INFERNEO_TRITON_MODELS names no model: Triton would serve nothing');
+      for (const model of models) {
+        if (model === '*') continue;
+        const file = path.join(ROOT, 'model-repository', model, 'config.pbtxt');
+        assert.ok(existsSync(file), `INFERNEO_TRITON_MODELS names ${model}, which model-repository/ does not hold`);
+        const config = parsePbtxt(readFileSync(file, 'utf8'));
+        const backend = config['backend']?.[0] ?? config['platform']?.[0];
+        assert.ok(['onnxruntime_onnx', 'onnxruntime', 'python'].includes(String(backend)), `${model} needs Triton backend ${String(backend)}, which the Triton image's CPU build may lack`);
+      }
+    });
+
+    it('gives the orchestrator a configuration it accepts (worker-config/inferneo.yaml + the compose environment)', () => {
+      const env = Object.fromEntries(environmentOf(service('orchestrator')));
+      const config = loadConfig({ file: path.join(ROOT, 'worker-config', 'inferneo.yaml'), env });
+      assert.equal(config.model_repository, '/models');
+      assert.ok(config.triton.endpoints.length > 0);
+      assert.ok(config.triton.models.length > 0);
     });
 
     it('points the orchestrator at the redis service and waits for it to be healthy', () => {
