@@ -53,7 +53,7 @@ export async function getJob(url: string, id: string): Promise<JobViewBody> {
 }
 
 /** Polls the job until `until` holds (default: a final state); tolerates failed polls (e.g. Redis restarting). */
-export async function waitForJob(url: string, id: string, until: (j: JobViewBody) => boolean = (j) => ['completed', 'failed', 'cancelled'].includes(j.state), timeoutMs = 90_000): Promise<JobViewBody> {
+export async function waitForJob(url: string, id: string, until: (j: JobViewBody) => boolean = (j) => ['completed', 'failed', 'cancelled'].includes(j.state), timeoutMs = 90_000, pollMs = 100): Promise<JobViewBody> {
   const deadline = Date.now() + timeoutMs;
   let last: JobViewBody | undefined;
   let lastError = '';
@@ -64,7 +64,7 @@ export async function waitForJob(url: string, id: string, until: (j: JobViewBody
     } catch (err) {
       lastError = (err as Error).message;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error(`job ${id} did not get there in ${timeoutMs} ms; last seen ${JSON.stringify(last)} ${lastError}`);
 }

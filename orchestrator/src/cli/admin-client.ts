@@ -1,5 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { z } from 'zod';
 import type * as schemas from '../admin/schemas.js';
+import type { JobView as JobViewSchema, jobSettingsSchema, submitJobBody } from '../jobs/job-spec.js';
 import { type ErrorCode, InferneoError, InvalidArgumentError } from '../errors.js';
 import type { RouteSpecInput } from '../routing/route-spec.js';
 
@@ -16,6 +21,9 @@ export type RouteStatsView = z.output<typeof schemas.routeStatsView>;
 export type AuditEntry = z.output<typeof schemas.auditView>[number];
 export type RegisterModelBody = z.input<typeof schemas.registerModelBody>;
 export type RegisterVersionBody = z.input<typeof schemas.registerVersionBody>;
+export type JobView = JobViewSchema;
+export type SubmitJobBody = z.input<typeof submitJobBody>;
+export type JobSettingsInput = z.input<typeof jobSettingsSchema>;
 export interface DeletedView {
   deleted: string;
 }
@@ -189,7 +197,96 @@ export class AdminClient {
     return this.request('GET', `/audit${limit !== undefined ? `?limit=${limit}` : ''}`);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** Submits a job with its rows inline. */
+  submitJob(body: SubmitJobBody): Promise<JobView> {
+    return this.request('POST', '/jobs', body);
+  }
+
+  /**
+   * Submits a job whose rows are a JSON Lines file, streamed from disk as multipart/form-data
+   * (never read into memory as a whole).
+   */
+  async submitJobFile(file: string, settings: JobSettingsInput): Promise<JobView> {
+    const size = (await stat(file)).size;
+    const boundary = `----inferneo${randomBytes(12).toString('hex')}`;
+    const fields = Object.entries(settings)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${String(v)}\r\n`)
+      .join('');
+    const name = path.basename(file).replace(/["\r\n]/g, '_');
+    const head = Buffer.from(`${fields}--${boundary}\r\nContent-Disposition: form-data; name="rows"; filename="${name}"\r\nContent-Type: application/x-ndjson\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    async function* body(): AsyncGenerator<Buffer> {
+      yield head;
+      for await (const chunk of createReadStream(file)) yield chunk as Buffer;
+      yield tail;
+    }
+    return this.request('POST', '/jobs', undefined, {
+      body: body(),
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + size + tail.length) },
+    });
+  }
+
+  /** The newest jobs first. */
+  listJobs(limit?: number): Promise<JobView[]> {
+    return this.request('GET', `/jobs${limit !== undefined ? `?limit=${limit}` : ''}`);
+  }
+
+  getJob(id: string): Promise<JobView> {
+    return this.request('GET', `/jobs/${enc(id)}`);
+  }
+
+  cancelJob(id: string): Promise<JobView> {
+    return this.request('DELETE', `/jobs/${enc(id)}`);
+  }
+
+  /** Streams the job's result lines (JSON Lines, row order) to `write` as they arrive. */
+  async jobResults(id: string, write: (chunk: string) => Promise<void> | void): Promise<void> {
+    const res = await this.send('GET', `/jobs/${enc(id)}/results`, { accept: 'application/x-ndjson' });
+    if (!res.ok) await this.fail(res, `/jobs/${enc(id)}/results`, await res.text());
+    if (res.body === null) return;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) await write(decoder.decode(chunk as Uint8Array, { stream: true }));
+    } catch (err) {
+      throw new AdminUnreachableError(this.url, networkReason(err), { cause: err });
+    }
+  }
+
+  private async send(method: string, path: string, extra: Record<string, string>, body?: RequestInit['body'] | AsyncIterable<Buffer>): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...extra };
+    if (this.actor !== undefined) headers['x-inferneo-actor'] = this.actor;
+    try {
+      // An async iterable body streams (`duplex: 'half'` is how fetch is told so).
+      const init = { method, headers, ...(body !== undefined ? { body: body as RequestInit['body'], duplex: 'half' } : {}) } as RequestInit;
+      return await this.fetch(`${this.url}/admin${path}`, init);
+    } catch (err) {
+      throw new AdminUnreachableError(this.url, networkReason(err), { cause: err });
+    }
+  }
+
+  private async fail(res: Response, path: string, text: string): Promise<never> {
+    let message: unknown;
+    try {
+      message = (JSON.parse(text) as { error?: unknown }).error;
+    } catch {
+      message = undefined;
+    }
+    throw new AdminApiError(res.status, typeof message === 'string' ? message : `HTTP ${res.status} ${res.statusText} from ${this.url}/admin${path}`);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, raw?: { body: AsyncIterable<Buffer>; headers: Record<string, string> }): Promise<T> {
+    if (raw !== undefined) {
+      const res = await this.send(method, path, { accept: 'application/json', ...raw.headers }, raw.body);
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw new AdminUnreachableError(this.url, networkReason(err), { cause: err });
+      }
+      if (!res.ok) await this.fail(res, path, text);
+      return JSON.parse(text) as T;
+    }
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.actor !== undefined) headers['x-inferneo-actor'] = this.actor;

@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 import { formatModels, formatRoute, formatRoutes, formatRouteStats, formatVersion } from './format.js';
+import { addJobCommands } from './job-commands.js';
 import { type RouteFlags, routeSpecFromFlags, routeSpecFromJson, RouteArgsError } from './route-args.js';
 
 /**
@@ -28,6 +29,8 @@ export interface CliIo {
   stderr?: (text: string) => void;
   /** Read by `routes set --file -`. @defaultValue all of process.stdin */
   readStdin?: () => Promise<string>;
+  /** Whether stderr is a terminal (`jobs submit` draws its progress bar in place). @defaultValue process.stderr.isTTY */
+  tty?: boolean;
 }
 
 interface GlobalOptions {
@@ -98,7 +101,7 @@ export async function runCli(args: string[], io: CliIo = {}): Promise<number> {
     };
 
   const program = new Command('inferneo')
-    .description('Manage the models, versions and routes of a running Inferneo orchestrator through its admin API.')
+    .description('Manage the models, versions, routes and batch jobs of a running Inferneo orchestrator through its admin API.')
     .exitOverride()
     .configureOutput({
       writeOut: stdout,
@@ -232,6 +235,8 @@ export async function runCli(args: string[], io: CliIo = {}): Promise<number> {
     .description('delete a route')
     .argument('<route>')
     .action(action((c, _cmd, route: string) => c.deleteRoute(route), (d) => `deleted route ${d.deleted}`));
+
+  addJobCommands(program, { action, connect: (command) => connect(command.optsWithGlobals<GlobalOptions>()), cwd, stdout, stderr, ...(io.tty !== undefined ? { tty: io.tty } : {}) });
 
   try {
     await program.parseAsync(args, { from: 'user' });
