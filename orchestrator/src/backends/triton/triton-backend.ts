@@ -19,7 +19,7 @@ import { TritonHttpClient } from './client-http.js';
 import { type EndpointPicker, LeastOutstandingPicker } from './endpoint-picker.js';
 import type { TritonClient, TritonIndexEntry, TritonInferCall } from './triton-client.js';
 import { TritonEndpoint } from './triton-endpoint.js';
-import { isEndpointFailure, isRetryable } from './triton-errors.js';
+import { isEndpointFailure, isRetryable, oneLine } from './triton-errors.js';
 import { type ResolvedTritonOptions, resolveTritonOptions, type TritonBackendOptions } from './triton-options.js';
 
 /**
@@ -203,6 +203,7 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
   }
 
   async infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]> {
+    if (requests.length === 1) return [{ outputs: await this.call(model, version, { inputs: requests[0]!.inputs, outputs: requests[0]!.outputs ?? [] }) }];
     const merged = this.merge(model, requests);
     if (merged !== undefined) {
       try {
@@ -435,7 +436,7 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
       if (r.version === undefined) continue;
       const entry: { state?: string; reason?: string } = {};
       if (r.state !== undefined) entry.state = r.state;
-      if (r.reason !== undefined && r.reason !== '') entry.reason = r.reason.trim();
+      if (r.reason !== undefined && r.reason !== '') entry.reason = oneLine(r.reason);
       out.set(String(r.version), entry);
     }
     return out;
@@ -447,15 +448,22 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
    */
   private async recover(e: TritonEndpoint): Promise<void> {
     if (!(await e.client.serverReady(this.options.probeTimeoutMs))) throw new UnavailableError(`Triton ${e.name} is not ready`);
-    for (const model of new Set([...this.wanted.keys(), ...e.models()])) {
-      try {
-        await e.exclusive(model, () => this.syncNow(e, model));
-      } catch (err) {
-        const error = toInferneoError(err);
-        if (isEndpointFailure(error)) throw error;
-        this.log(`Triton ${e.name} came back but cannot load model ${model}: ${error.message}`);
-      }
-    }
+    // Models load in parallel (Triton loads each on its own threads): recovery takes the slowest load, not their sum.
+    await Promise.all(
+      [...new Set([...this.wanted.keys(), ...e.models()])].map(async (model) => {
+        try {
+          await e.exclusive(model, () => this.syncNow(e, model));
+        } catch (err) {
+          const error = toInferneoError(err);
+          if (isEndpointFailure(error)) throw error;
+          this.log(`Triton ${e.name} came back but cannot load model ${model}: ${error.message}`);
+          return;
+        }
+        for (const version of this.wanted.get(model) ?? []) {
+          if (!e.holds(model, version)) this.log(`Triton ${e.name} came back without model ${model} v${version}: ${e.reason(model, version) ?? 'not ready'}`);
+        }
+      }),
+    );
   }
 
   private loadedVersion(model: string): LoadedVersion {

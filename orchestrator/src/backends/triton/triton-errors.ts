@@ -6,6 +6,11 @@ import { ErrorCode, GrpcStatus, InferneoError } from '../../errors.js';
  * and keeps Triton's own words, so that a refused load or a bad request reads as Triton wrote it.
  */
 
+/** Triton's messages may span lines (Python tracebacks); one line reads better in logs and replies. */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
 const HTTP_CODES: Readonly<Record<number, ErrorCode>> = {
   400: ErrorCode.INVALID_ARGUMENT,
   404: ErrorCode.NOT_FOUND,
@@ -44,13 +49,13 @@ export function tritonHttpError(status: number, body: Buffer, endpoint: string):
     // not JSON: keep the text as it is
   }
   const code = HTTP_CODES[status] ?? (status >= 500 ? ErrorCode.INTERNAL : ErrorCode.INVALID_ARGUMENT);
-  return new InferneoError(code, `Triton ${endpoint}: ${message.trim() || `HTTP ${status}`}`);
+  return new InferneoError(code, `Triton ${endpoint}: ${oneLine(message) || `HTTP ${status}`}`);
 }
 
 /** An error status of Triton's gRPC API (`UNAVAILABLE` also stands for "cannot connect" in gRPC). */
 export function tritonGrpcError(status: number, details: string, endpoint: string): InferneoError {
   const code = GRPC_CODES[status] ?? ErrorCode.INTERNAL;
-  return new InferneoError(code, `Triton ${endpoint}: ${details.trim() || `gRPC status ${status}`}`);
+  return new InferneoError(code, `Triton ${endpoint}: ${oneLine(details) || `gRPC status ${status}`}`);
 }
 
 /** A failure below the protocol: refused or reset connections, timeouts. */
