@@ -9,6 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { Pool } from 'undici';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -203,6 +205,34 @@ export function httpInferCaller(port: number, spec: ModelSpec, sockets: number):
   return { call, close: () => void pool.close() };
 }
 
+/**
+ * The gRPC twin of httpInferCaller: one single-sample `ModelInfer` call of Triton's
+ * GRPCInferenceService (the repository's orchestrator/proto/grpc_service.proto, the same file Triton
+ * serves) with the input as `raw_input_contents`, over one HTTP/2 channel as tritonclient uses, so
+ * that Triton and Inferneo are driven by the same client.
+ */
+export function grpcInferCaller(address: string, spec: ModelSpec): { call: () => Promise<void>; close: () => void } {
+  const definition = protoLoader.loadSync('grpc_service.proto', {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: false,
+    bytes: Buffer,
+    includeDirs: [path.join(ROOT, 'orchestrator', 'proto')],
+  });
+  const Client = grpc.makeClientConstructor(definition['inference.GRPCInferenceService'] as grpc.ServiceDefinition, 'GRPCInferenceService');
+  const client = new Client(address, grpc.credentials.createInsecure());
+  const request = {
+    model_name: spec.name,
+    model_version: '1',
+    inputs: [{ name: spec.input, datatype: 'FP32', shape: [1, ...spec.dims] }],
+    raw_input_contents: [sample(spec)],
+  };
+  const modelInfer = (client as unknown as Record<string, (req: object, cb: (err: grpc.ServiceError | null) => void) => void>)['ModelInfer']!.bind(client);
+  const call = (): Promise<void> => new Promise((resolve, reject) => modelInfer(request, (err) => (err === null ? resolve() : reject(err))));
+  return { call, close: () => client.close() };
+}
+
 /** Runs bench/onnx_inprocess.py with a JSON spec; returns its JSON answer. */
 export function inProcess<T>(spec: ModelSpec, extra: Record<string, unknown>): T {
   const result = spawnSync(PYTHON, [path.join(ROOT, 'bench', 'onnx_inprocess.py')], {
@@ -219,7 +249,7 @@ export function inProcess<T>(spec: ModelSpec, extra: Record<string, unknown>): T
 }
 
 /** Writes `<name>.json`, draws `<name>.png` with bench/plot.py (`kind` picks the chart), prints the JSON. */
-export function writeResults(name: string, report: Record<string, unknown>, kind: 'latency' | 'batching'): void {
+export function writeResults(name: string, report: Record<string, unknown>, kind: 'latency' | 'batching' | 'triton'): void {
   mkdirSync(RESULTS, { recursive: true });
   const jsonPath = path.join(RESULTS, `${name}.json`);
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');

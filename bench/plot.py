@@ -36,11 +36,56 @@ def batching(results: dict, png_path: str) -> None:
     fig.savefig(png_path, dpi=100)
 
 
+def triton(results: dict, png_path: str) -> None:
+    """Per concurrency: p50 (solid) and p99 (light) latency, and throughput, of every path — straight
+    to Triton and through Inferneo — with the latency Inferneo adds written above its bars."""
+    paths = results["paths"]
+    names = list(paths.keys())
+    concurrencies = [str(c) for c in results["concurrency"]]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs = [j + i * width for j in range(len(concurrencies))]
+        p50 = [paths[name][c]["p50_ms"] for c in concurrencies]
+        p99 = [paths[name][c]["p99_ms"] for c in concurrencies]
+        rps = [paths[name][c]["throughput_rps"] for c in concurrencies]
+        axes[0].bar(xs, p99, width, alpha=0.35, color=f"C{i}")
+        axes[0].bar(xs, p50, width, label=name, color=f"C{i}")
+        axes[1].bar(xs, rps, width, label=name, color=f"C{i}")
+    overhead = results.get("overhead_vs_direct", {})
+    lines = [
+        f"{protocol} c={c}: +{o['p50_ms']:.2f} ms p50, +{o['p99_ms']:.2f} ms p99"
+        for protocol, by_c in overhead.items()
+        for c, o in by_c.items()
+    ]
+    if lines:
+        axes[0].text(
+            0.01, 0.98, "Inferneo adds\n" + "\n".join(lines), transform=axes[0].transAxes,
+            va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8},
+        )  # fmt: skip
+    ticks = [j + width * (len(names) - 1) / 2 for j in range(len(concurrencies))]
+    for ax, title, unit in (
+        (axes[0], "latency (p50 solid, p99 light)", "ms"),
+        (axes[1], "throughput", "requests/s"),
+    ):
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"concurrency {c}" for c in concurrencies])
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(results.get("title", "Inferneo in front of Triton"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
 def main(results_path: str, png_path: str, kind: str = "latency") -> None:
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
     if kind == "batching":
         batching(results, png_path)
+        return
+    if kind == "triton":
+        triton(results, png_path)
         return
     models = list(results["models"].keys())
     fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)
