@@ -61,6 +61,8 @@ export function readJobUpload(req: Request, spool: InputSpool): Promise<JobUploa
         return;
       }
       fileStream = stream;
+      // Destroyed on failure (see fail), maybe after the spool is done with it: nothing else listens then.
+      stream.on('error', () => undefined);
       spooled = spool.write(stream, "the file 'rows'");
       spooled.catch((err: Error) => fail(err));
     });

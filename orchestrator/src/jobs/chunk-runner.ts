@@ -32,6 +32,8 @@ export interface ChunkRunnerOptions {
   rowsInFlight?: number;
   /** Result lines written to Redis per call. @defaultValue 64 */
   flushRows?: number;
+  /** Told of the rows each write recorded (also those of runs that end up throwing). */
+  onRecorded?: (done: number, failed: number) => void;
 }
 
 export interface ChunkOutcome {
@@ -70,6 +72,7 @@ export class ChunkRunner {
   private readonly scheduler: Scheduler;
   private readonly rowsInFlight: number;
   private readonly flushRows: number;
+  private readonly onRecorded: ((done: number, failed: number) => void) | undefined;
 
   constructor(options: ChunkRunnerOptions) {
     this.store = options.store;
@@ -78,6 +81,7 @@ export class ChunkRunner {
     this.scheduler = options.scheduler;
     this.rowsInFlight = options.rowsInFlight ?? 256;
     this.flushRows = options.flushRows ?? 64;
+    this.onRecorded = options.onRecorded;
   }
 
   /** Runs the rows of a chunk that have no result yet. `lastAttempt`: no retry follows, so every row must get a line. */
@@ -119,6 +123,7 @@ export class ChunkRunner {
           if (!recorded.gone) {
             outcome.done += recorded.done;
             outcome.failed += recorded.failed;
+            this.onRecorded?.(recorded.done, recorded.failed);
           }
         } catch (err) {
           writeError = err;

@@ -239,9 +239,9 @@ export class JobQueue {
    * skip their rows), chunks running finish. 409 when the job has finished already.
    */
   async cancel(id: string): Promise<JobView> {
-    const outcome = await this.store.requestCancel(id);
-    if (outcome === 'gone') throw new NotFoundError(`unknown job '${id}'`);
-    if (outcome !== 'cancelled') throw new ConflictError(`job '${id}' has ${outcome} already; only queued or running jobs can be cancelled`);
+    const cancel = await this.store.requestCancel(id);
+    if (cancel.outcome === 'gone') throw new NotFoundError(`unknown job '${id}'`);
+    if (cancel.outcome === 'final') throw new ConflictError(`job '${id}' has ${cancel.state} already; only queued or running jobs can be cancelled`);
     const parent = await this.jobsQueue!.getJob(id);
     if (parent !== undefined) {
       try {

@@ -65,11 +65,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 `;
 
-// Returns 1 when cancelled now, -1 when gone, or the final state the job already has.
+// Returns 1 when cancelled now, -1 when gone, or 'final:<state>' when the job has finished.
 const REQUEST_CANCEL = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state then return state end
+if state then return 'final:' .. state end
 redis.call('HSET', KEYS[1], 'cancelled', '1')
 return 1
 `;
@@ -203,12 +203,12 @@ export class JobStore {
     return (await this.redis.inferneoJobStarted(this.metaKey(id), new Date().toISOString())) !== -1;
   }
 
-  /** `cancelled` now; `gone`; or the final state that makes it too late. */
-  async requestCancel(id: string): Promise<'cancelled' | 'gone' | JobState> {
+  /** Cancelled now (`ok`), `gone`, or `final` with the state that makes it too late. */
+  async requestCancel(id: string): Promise<{ outcome: 'ok' | 'gone' } | { outcome: 'final'; state: JobState }> {
     const reply = await this.redis.inferneoJobCancel(this.metaKey(id));
-    if (reply === 1) return 'cancelled';
-    if (reply === -1) return 'gone';
-    return reply as JobState;
+    if (reply === 1) return { outcome: 'ok' };
+    if (reply === -1) return { outcome: 'gone' };
+    return { outcome: 'final', state: String(reply).slice('final:'.length) as JobState };
   }
 
   /**

@@ -69,7 +69,7 @@ export class JobWorkers {
     if (options.metrics !== undefined) {
       this.rows = new Counter({
         name: 'inferneo_job_rows_total',
-        help: 'Batch-job rows this process ran, by outcome (done: outputs; failed: an error line).',
+        help: 'Batch-job rows this process recorded, by outcome (done: outputs; failed: an error line); each row counts once.',
         labelNames: ['outcome'],
         registers: [options.metrics],
       });
@@ -95,7 +95,17 @@ export class JobWorkers {
     await redis.connect();
     this.redis = redis;
     const store = new JobStore(redis, { prefix: o.prefix });
-    const runner = new ChunkRunner({ store, registry: o.registry, router: o.router, scheduler: o.scheduler, rowsInFlight: o.rowsInFlight });
+    const runner = new ChunkRunner({
+      store,
+      registry: o.registry,
+      router: o.router,
+      scheduler: o.scheduler,
+      rowsInFlight: o.rowsInFlight,
+      onRecorded: (done, failed) => {
+        this.rows?.inc({ outcome: 'done' }, done);
+        this.rows?.inc({ outcome: 'failed' }, failed);
+      },
+    });
     const common = {
       connection: bullConnection(o.redisUrl),
       prefix: bullPrefix(o.prefix),
@@ -110,8 +120,6 @@ export class JobWorkers {
       async (job: Job<ChunkData, ChunkOutcome>) => {
         const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         const outcome = await runner.run(job.data, lastAttempt);
-        this.rows?.inc({ outcome: 'done' }, outcome.done);
-        this.rows?.inc({ outcome: 'failed' }, outcome.failed);
         this.chunks?.inc({ outcome: outcome.skipped !== undefined ? 'skipped' : 'completed' });
         return outcome;
       },
