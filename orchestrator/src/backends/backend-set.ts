@@ -30,7 +30,7 @@ export class BackendSet implements Backend {
     return this.backends[kind];
   }
 
-  load(model: string, version: string, options?: { source?: string }): Promise<LoadedVersion> {
+  async load(model: string, version: string, options?: { source?: string }): Promise<LoadedVersion> {
     return this.backendOf(model, version).load(model, version, options);
   }
 
@@ -49,7 +49,7 @@ export class BackendSet implements Backend {
     return this.all.flatMap((b) => b.loadedVersions());
   }
 
-  infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]> {
+  async infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]> {
     return this.backendOf(model, version).infer(model, version, requests);
   }
 
