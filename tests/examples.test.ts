@@ -33,4 +33,12 @@ describe('examples (real workers)', function () {
     assert.match(stdout, /classifier v1: labels \[.*\]; matches local ONNX Runtime: True/);
     assert.match(stdout, /classifier v2: labels \[.*\]; matches local ONNX Runtime: True/);
   });
+
+  it('examples/batch-job/score.mjs', async () => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, 'examples', 'batch-job', 'score.mjs'), '--url', stack.url, '--token', 'test-admin-token', '--rows', '1000']);
+    assert.match(stdout, /^job [0-9a-f-]{36}: 1000 rows of classifier in 4 chunks$/m);
+    assert.match(stdout, /^progress: completed 1000\/1000 rows \(2 failed\)$/m);
+    assert.match(stdout, /^results: 1000 lines in row order: true; labels (\d:\d+ ?)+$/m);
+    assert.match(stdout, /^errors: 2 \(first: row 499: input 'features': shape \[1,3\] does not match/m);
+  });
 });
