@@ -268,7 +268,7 @@ describe('Triton backend (real tritonserver, real workers)', function () {
       c.workers.spawn = 0;
       c.triton.endpoints = [triton.grpcAddress];
       c.triton.protocol = 'grpc';
-      c.triton.models = ['tri_mlp', 'tri_classifier'];
+      c.triton.models = ['*'];
       c.models.startup = ['tri_mlp', 'tri_classifier'];
     });
     try {
@@ -284,6 +284,19 @@ describe('Triton backend (real tritonserver, real workers)', function () {
       results.forEach((x, i) => assertCloseFloats(x.outputs.get('probabilities')!, want['probabilities']!.data.subarray(i * 12, (i + 1) * 12), `gRPC caller ${i}`));
       const model = await admin<{ source: string; versions: { version: string; state: string }[] }>(grpcStack.url, 'GET', '/models/tri_classifier');
       assert.equal(model.body.source, 'triton://tri_classifier');
+      // '*': every model of Triton's repository is Triton-hosted, the bundled text_stats included.
+      assert.equal((await admin<{ backend: string }>(grpcStack.url, 'GET', '/models/text_stats')).body.backend, 'triton');
+      assert.equal((await admin<{ backend: string }>(grpcStack.url, 'GET', '/models/classifier')).body.backend, 'python');
+      // Versions of a Triton-hosted model need no local directory, but must be integers.
+      assert.equal((await admin(grpcStack.url, 'POST', '/models/tri_classifier/versions', { version: 'x' })).status, 400);
+      assert.equal((await admin(grpcStack.url, 'POST', '/models/tri_classifier/versions', { version: '3' })).status, 201);
+      // Triton's repository API on Inferneo registers a Triton model it did not know yet (tri_broken
+      // failed to register at start): Triton refuses it, and says why.
+      assert.equal((await admin(grpcStack.url, 'GET', '/models/tri_broken')).status, 404);
+      const res = await fetch(`${grpcStack.url}/v2/repository/models/tri_broken/load`, { method: 'POST' });
+      const body = (await res.json()) as { error: string };
+      assert.equal(res.status, 400);
+      assert.match(body.error, /cannot load model 'tri_broken', so its configuration is unknown: .*deliberately missing/);
     } finally {
       await grpcStack.close();
     }
