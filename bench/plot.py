@@ -78,6 +78,36 @@ def triton(results: dict, png_path: str) -> None:
     fig.savefig(png_path, dpi=100)
 
 
+def jobs(results: dict, png_path: str) -> None:
+    """A batch job's rows/s beside online batched requests/s; online p99 alone and during a job;
+    peak memory of each process."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    online, job, inter = results["online"], results["job"], results["interference"]
+    names = [f"online\n({online['concurrency']} clients)", f"batch job\n({job['rows']:,} rows)", "batch job\nincl. submit"]
+    values = [online["throughput_rps"], job["rows_per_s"], job["end_to_end_rows_per_s"]]
+    axes[0].bar(names, values, color=["tab:blue", "tab:orange", "tab:olive"])
+    axes[0].set_ylabel("samples/s (rows/s)")
+    axes[0].set_title(f"{results['model']}: throughput")
+    for i, v in enumerate(values):
+        axes[0].text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+    alone, during = inter["online_alone"], inter["online_during_job"]
+    xs = range(3)
+    axes[1].bar([x - 0.2 for x in xs], [alone["p50_ms"], alone["p95_ms"], alone["p99_ms"]], 0.4, label="online alone")
+    axes[1].bar([x + 0.2 for x in xs], [during["p50_ms"], during["p95_ms"], during["p99_ms"]], 0.4, label="online during a job")
+    axes[1].set_xticks(list(xs))
+    axes[1].set_xticklabels(["p50", "p95", "p99"])
+    axes[1].set_ylabel("ms")
+    axes[1].set_title(f"online latency, {inter['concurrency']} clients ({alone['throughput_rps']:,.0f} vs {during['throughput_rps']:,.0f} req/s)", fontsize=9)
+    axes[1].legend(fontsize=8)
+    memory = {k.removesuffix("_peak_rss_mb"): v for k, v in results["memory"].items() if k.endswith("_peak_rss_mb")}
+    axes[2].barh(list(memory.keys()), list(memory.values()), color="tab:gray")
+    axes[2].set_xlabel("peak RSS, MiB")
+    axes[2].set_title("peak memory")
+    fig.suptitle(results.get("title", "Inferneo batch jobs benchmark"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
 def main(results_path: str, png_path: str, kind: str = "latency") -> None:
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
@@ -86,6 +116,9 @@ def main(results_path: str, png_path: str, kind: str = "latency") -> None:
         return
     if kind == "triton":
         triton(results, png_path)
+        return
+    if kind == "jobs":
+        jobs(results, png_path)
         return
     models = list(results["models"].keys())
     fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)

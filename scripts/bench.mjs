@@ -2,7 +2,8 @@
 // `npm run bench [-- --duration-ms 5000 --concurrency 1,16 --models classifier,mlp_wide]` runs
 // bench/latency.ts; `npm run bench:batching [-- --workers 1 --concurrency 1,8,32,64,128]` runs
 // bench/batching.ts; `npm run bench:triton [-- --concurrency 1,16 --backend-protocols http,grpc]` runs
-// bench/triton.ts (against a real tritonserver from .venv-triton). All: set up, install the chart
+// bench/triton.ts (against a real tritonserver from .venv-triton); `npm run bench:jobs [-- --rows 100000
+// --jobs-worker]` runs bench/jobs.ts (a batch job beside online traffic). All: set up, install the chart
 // library, start a throw-away Redis, run.
 import path from 'node:path';
 import { startLocalRedis } from './lib/redis.mjs';
