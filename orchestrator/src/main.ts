@@ -11,6 +11,8 @@ import { TritonBackend } from './backends/triton/triton-backend.js';
 import { type InferneoConfig, loadConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { type BatchJobs, startBatchJobs } from './jobs/batch-jobs.js';
+import { LlmMetrics } from './llm/llm-metrics.js';
+import { LlmService } from './llm/llm-service.js';
 import { createMetricsRegistry } from './metrics/metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { RegistryStore } from './registry/registry-store.js';
@@ -22,6 +24,8 @@ import { Router } from './routing/router.js';
 import { GrpcServer } from './server/grpc-server.js';
 import { HttpServer } from './server/http-server.js';
 import { InferenceService } from './server/inference-service.js';
+import { withGenerate } from './server/generate-api.js';
+import { createOpenAiRouter } from './server/openai-api.js';
 import { createV2Router } from './server/v2-api.js';
 
 /**
@@ -55,6 +59,8 @@ export interface InferneoServer {
   /** What the registry and the scheduler use: each version goes to its backend (python or triton). */
   readonly backends: BackendSet;
   readonly scheduler: Scheduler;
+  /** Text generation (OpenAI /v1, Triton generate) on decoupled models. */
+  readonly llm: LlmService;
   readonly canary: CanaryController;
   /** The admin API's bearer token, and the file it was written to when generated. */
   readonly adminToken: { token: string; file?: string };
@@ -264,11 +270,16 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
         failed.length === 0 &&
         startup.every((name) => registry.isReady(name)),
     });
+    // LLMs: OpenAI's /v1 and Triton's generate extension, over the same registry and routes.
+    const llm = new LlmService({ registry, router, metrics: new LlmMetrics(metrics), generators: { python: backend } });
+    const v2 = withGenerate(createV2Router({ service: inference, maxRequestBytes: config.http.max_request_bytes }), { llm, maxRequestBytes: config.http.max_request_bytes });
+    const openAi = createOpenAiRouter({ llm, maxRequestBytes: config.http.max_request_bytes, onInternalError: (err, req) => log(`internal error on ${req.method} ${req.url}: ${err.stack ?? err.message}`) });
     const http = new HttpServer({
       host: config.http.host,
       port: config.http.port,
       fallback: adminApp,
-      router: createV2Router({ service: inference, maxRequestBytes: config.http.max_request_bytes }),
+      dataPlane: ['v2', 'v1'],
+      router: (method, segments) => (segments[0] === 'v1' ? openAi(method, segments) : v2(method, segments)),
       onInternalError: (err, req) => log(`internal error on ${req.method} ${req.url}: ${err.stack ?? err.message}`),
     });
     const httpPort = await http.listen();
@@ -296,6 +307,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       triton,
       backends,
       scheduler,
+      llm,
       canary,
       adminToken: adminToken.file !== undefined ? { token: adminToken.token, file: adminToken.file } : { token: adminToken.token },
       pool,

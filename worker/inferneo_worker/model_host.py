@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,16 @@ from .runners import (
     InferResponse,
     ModelMetadata,
     Runner,
+    llm_runner,
     onnx_runner,
     python_runner,
+)
+from .runners.generation import (
+    FinishReason,
+    GenerateRequest,
+    GenerationSink,
+    Generator,
+    Usage,
 )
 from .warmup import run_warmup
 
@@ -118,6 +127,37 @@ class _Entry:
         self.compute_ns = 0
 
 
+class _CountingSink:
+    """Passes a sequence's output on and counts it in the version's statistics when it ends: one
+    inference and one execution per finished sequence, its wall time as compute time."""
+
+    __slots__ = ("_entry", "_host", "_request_id", "_sink", "_started")
+
+    def __init__(
+        self, host: ModelHost, entry: _Entry, request_id: int, sink: GenerationSink
+    ) -> None:
+        self._host = host
+        self._entry = entry
+        self._request_id = request_id
+        self._sink = sink
+        self._started = time.perf_counter_ns()
+
+    def delta(self, text: str, tokens: int) -> None:
+        self._sink.delta(text, tokens)
+
+    def finish(self, reason: FinishReason, usage: Usage, text: str = "") -> None:
+        self._host._generation_ended(self._request_id)
+        with self._entry.counters:
+            self._entry.inference_count += 1
+            self._entry.execution_count += 1
+            self._entry.compute_ns += time.perf_counter_ns() - self._started
+        self._sink.finish(reason, usage, text)
+
+    def fail(self, error: WorkerError) -> None:
+        self._host._generation_ended(self._request_id)
+        self._sink.fail(error)
+
+
 class ModelHost:
     """Loads, serves and unloads model versions from one repository."""
 
@@ -139,6 +179,8 @@ class ModelHost:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._closed = False
+        # Sequences being generated, by request id, for cancel (also under _lock).
+        self._generating: dict[int, Generator] = {}
 
     @property
     def repository(self) -> Path:
@@ -239,6 +281,8 @@ class ModelHost:
         return config, model_dir / version
 
     def _create_runner(self, config: ModelConfig, version: str, version_dir: Path) -> Runner:
+        if config.backend == llm_runner.BACKEND:
+            return llm_runner.LlamaCppRunner(config, version, version_dir)
         onnx_file = version_dir / (config.default_model_filename or "model.onnx")
         python_file = version_dir / "model.py"
         kind: str | None = None
@@ -253,7 +297,7 @@ class ModelHost:
             what = config.platform or config.backend or "(none)"
             raise UnsupportedError(
                 f"model '{config.name}' uses platform/backend {what}; this worker serves "
-                "onnxruntime_onnx and python models",
+                "onnxruntime_onnx, python and llama_cpp models",
                 feature=what,
             )
         model_file = onnx_file if kind == "onnx" else python_file
@@ -417,6 +461,43 @@ class ModelHost:
         if report.error is not None:
             raise report.error
         return report.outputs
+
+    def generate(
+        self,
+        model: str,
+        version: str,
+        request_id: int,
+        request: GenerateRequest,
+        sink: GenerationSink,
+    ) -> None:
+        """Start one sequence on a decoupled text-generation version; its output goes to
+        ``sink`` (from the runner's threads). Raises what is wrong before it starts: not loaded,
+        not a generating model, a duplicate id."""
+        entry, runner = self._ready_runner(model, version)
+        if not isinstance(runner, Generator):
+            raise UnsupportedError(
+                f"model '{model}' version {version} does not generate text (it is a "
+                f"{runner.metadata.platform} model): use infer",
+                feature="generate",
+            )
+        with self._lock:
+            self._generating[request_id] = runner
+        try:
+            runner.generate(request_id, request, _CountingSink(self, entry, request_id, sink))
+        except BaseException:
+            self._generation_ended(request_id)
+            raise
+
+    def cancel(self, request_id: int) -> bool:
+        """Stop a sequence started by ``generate`` within one token step; False when none with
+        that id runs (it has ended already)."""
+        with self._lock:
+            runner = self._generating.get(request_id)
+        return runner is not None and runner.cancel(request_id)
+
+    def _generation_ended(self, request_id: int) -> None:
+        with self._lock:
+            self._generating.pop(request_id, None)
 
     def stats(self) -> list[ModelStats]:
         with self._lock:

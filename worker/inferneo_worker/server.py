@@ -29,6 +29,7 @@ from .config import WorkerConfig
 from .errors import ErrorCode, InternalError, InvalidArgumentError, UnavailableError, WorkerError
 from .model_host import ModelHost
 from .runners import BatchRequest, InferRequest, InferResponse
+from .runners.generation import FinishReason, Usage, parse_generate
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ _RECONNECT_S: Final = 0.1
 # How long close() lets ZeroMQ flush the last replies.
 _LINGER_MS: Final = 1000
 
-_REQUEST_TYPES: Final = frozenset({"load", "unload", "infer", "stats"})
+_REQUEST_TYPES: Final = frozenset({"load", "unload", "infer", "stats", "generate", "cancel"})
 
 # A request handler: (request id, message) → the answer's frame; raises WorkerError.
 _Handler = Callable[[int, dict[str, Any]], bytes]
@@ -139,6 +140,42 @@ def _encode_response(response: InferResponse) -> dict[str, Any]:
 
 def _error_frame(request_id: int | None, error: WorkerError) -> bytes:
     return wire.encode(wire.error_message(request_id, error.code.value, error.message))
+
+
+class _StreamSink:
+    """Turns one sequence's output into frames for the loop to send: a ``result`` with ``final``
+    false per delta, then one with ``final`` true (or an ``error``). Called from the runner's
+    threads; every frame goes through ``call_soon_threadsafe``, in order."""
+
+    __slots__ = ("_id", "_marker", "_server")
+
+    def __init__(self, server: WorkerServer, request_id: int, marker: asyncio.Future[None]) -> None:
+        self._server = server
+        self._id = request_id
+        self._marker = marker
+
+    def delta(self, text: str, tokens: int) -> None:
+        frame = wire.encode(
+            {"type": "result", "id": self._id, "final": False, "text": text, "tokens": tokens}
+        )
+        self._server._send_threadsafe(frame)
+
+    def finish(self, reason: FinishReason, usage: Usage, text: str = "") -> None:
+        frame = wire.encode(
+            {
+                "type": "result",
+                "id": self._id,
+                "final": True,
+                "text": text,
+                "tokens": 0,
+                "finish_reason": reason.value,
+                "usage": usage.to_wire(),
+            }
+        )
+        self._server._finish_threadsafe(self._marker, frame)
+
+    def fail(self, error: WorkerError) -> None:
+        self._server._finish_threadsafe(self._marker, _error_frame(self._id, error))
 
 
 class WorkerServer:
@@ -420,8 +457,14 @@ class WorkerServer:
                     f"{kind} needs an unsigned integer 'id', got {message.get('id')!r}", field="id"
                 ),
             )
+        elif kind == "cancel":
+            # No answer: the sequence ends with its final result (finish_reason "cancelled"),
+            # unless it has ended already.
+            self._host.cancel(request_id)
         elif self._state is not ServerState.RUNNING:
             self._reply_error(request_id, UnavailableError("the worker is shutting down"))
+        elif kind == "generate":
+            self._generate(request_id, message)
         elif kind == "stats":
             # Cheap and lock-light: answered on the loop so that it works even when every
             # executor thread is busy.
@@ -460,12 +503,39 @@ class WorkerServer:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._finish, marker, frame)
 
+    def _send_threadsafe(self, frame: bytes) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._reply, frame)
+
+    def _finish_threadsafe(self, marker: asyncio.Future[None], frame: bytes) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, marker, frame)
+
     def _finish(self, marker: asyncio.Future[None], frame: bytes) -> None:
         self._inflight -= 1
         self._reply(frame)
         self._pending.discard(marker)
         if not marker.done():
             marker.set_result(None)
+
+    def _generate(self, request_id: int, message: dict[str, Any]) -> None:
+        """Start a sequence (loop thread: it only queues it); its frames come back through a
+        ``_StreamSink`` from the runner's threads."""
+        assert self._loop is not None
+        marker: asyncio.Future[None] = self._loop.create_future()
+        try:
+            model = _string_field(message, "model")
+            version = _string_field(message, "version")
+            request = parse_generate(message)
+            sink = _StreamSink(self, request_id, marker)
+            self._pending.add(marker)
+            self._inflight += 1
+            self._host.generate(model, version, request_id, request, sink)
+        except WorkerError as exc:
+            if marker in self._pending:
+                self._finish(marker, _error_frame(request_id, exc))
+            else:
+                self._reply_error(request_id, exc)
 
     # -- request handlers (executor threads, except _stats) --------------------------------------
 

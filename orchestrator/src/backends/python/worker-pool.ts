@@ -44,6 +44,16 @@ interface Pending {
   resolve: (reply: Record<string, unknown>) => void;
   reject: (err: InferneoError) => void;
   timer: NodeJS.Timeout | undefined;
+  /** A streamed request (`generate`): gets every `result` with `final: false`; each re-arms `timer`. */
+  onPartial?: (reply: Record<string, unknown>) => void;
+}
+
+/** A request whose answer streams: see WorkerPool.stream. */
+export interface StreamCall {
+  /** Settles with the final `result`, or the error. */
+  done: Promise<Record<string, unknown>>;
+  /** Tells the worker to stop (`cancel`) and rejects `done` with CANCELLED at once; no-op once settled. */
+  cancel(reason: string): void;
 }
 
 let endpointCounter = 0;
@@ -114,12 +124,40 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * with UNAVAILABLE when the worker is lost first, or DEADLINE_EXCEEDED after `timeoutMs` (0 = none).
    */
   request(session: WorkerSession, message: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
-    if (session.state === WorkerState.LOST || this.closed) {
-      return Promise.reject(new UnavailableError(`worker ${session.id} is not connected`));
-    }
+    return this.dispatch(session, message, timeoutMs).done;
+  }
+
+  /**
+   * Sends a request whose answer streams (`generate`, docs/worker-protocol.md "Streaming"): every
+   * `result` with `final: false` goes to `onPartial`, and `done` settles with the final one (or the
+   * error, as for `request`). `timeoutMs` is the longest silence allowed between two frames.
+   */
+  stream(session: WorkerSession, message: Record<string, unknown>, timeoutMs: number, onPartial: (reply: Record<string, unknown>) => void): StreamCall {
+    const { id, done } = this.dispatch(session, message, timeoutMs, onPartial);
+    return {
+      done,
+      cancel: (reason) => {
+        const p = this.settle(id);
+        if (p === undefined) return;
+        p.reject(new InferneoError(ErrorCode.CANCELLED, reason));
+        this.send(session.id, { type: 'cancel', id });
+      },
+    };
+  }
+
+  private dispatch(
+    session: WorkerSession,
+    message: Record<string, unknown>,
+    timeoutMs: number,
+    onPartial?: (reply: Record<string, unknown>) => void,
+  ): { id: number; done: Promise<Record<string, unknown>> } {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    if (session.state === WorkerState.LOST || this.closed) {
+      return { id, done: Promise.reject(new UnavailableError(`worker ${session.id} is not connected`)) };
+    }
+    const done = new Promise<Record<string, unknown>>((resolve, reject) => {
       const pending: Pending = { session, resolve, reject, timer: undefined };
+      if (onPartial !== undefined) pending.onPartial = onPartial;
       if (timeoutMs > 0) {
         pending.timer = setTimeout(() => {
           this.settle(id)?.reject(
@@ -133,6 +171,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         this.settle(id)?.reject(new UnavailableError(`cannot reach worker ${session.id}: ${err.message}`));
       });
     });
+    return { id, done };
   }
 
   /** Declares a worker dead: fails its in-flight requests and forgets it. Idempotent. */
@@ -228,6 +267,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         const p = typeof id === 'number' ? this.pending.get(id) : undefined;
         // A reply from a previous incarnation of a worker (same id, restarted) is ignored.
         if (p === undefined || p.session !== session) return;
+        if (p.onPartial !== undefined && message['type'] === 'result' && message['final'] === false) {
+          p.timer?.refresh();
+          p.onPartial(message);
+          return;
+        }
         this.settle(id as number);
         if (message['type'] === 'result') p.resolve(message);
         else p.reject(errorFromWire(message['code'], message['message']));
