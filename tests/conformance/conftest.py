@@ -35,6 +35,7 @@ MAIN_JS = ROOT / "dist" / "orchestrator" / "src" / "main.js"
 WORKER_PYTHON = ROOT / ".venv" / "bin" / "python"
 ADMIN_TOKEN = "conformance-admin-token"
 READY_TIMEOUT_S = 120.0
+STARTUP_MODELS = ("classifier", "mlp_tiny", "mlp_wide", "text_stats")
 
 
 def free_port() -> int:
@@ -119,7 +120,8 @@ def inferneo() -> Iterator[Inferneo]:
         "INFERNEO_ADMIN_TOKEN": ADMIN_TOKEN,
         "INFERNEO_PYTHON": str(WORKER_PYTHON),
         "INFERNEO_MODEL_REPOSITORY": str(MODEL_REPOSITORY),
-        "INFERNEO_STARTUP_MODELS": "*",
+        # The models these tests use; others in the repository stay registered, loaded on demand.
+        "INFERNEO_STARTUP_MODELS": ",".join(STARTUP_MODELS),
     }
     with server.log_path.open("wb") as log:
         child = subprocess.Popen(
