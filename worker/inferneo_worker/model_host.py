@@ -481,6 +481,10 @@ class ModelHost:
                 feature="generate",
             )
         with self._lock:
+            if request_id in self._generating:
+                raise InvalidArgumentError(
+                    f"request id {request_id} is already generating", field="id"
+                )
             self._generating[request_id] = runner
         try:
             runner.generate(request_id, request, _CountingSink(self, entry, request_id, sink))

@@ -54,6 +54,7 @@ class LlamaModel:
         self.path = path
         self.vocab: Any = llama_cpp.llama_model_get_vocab(self._model)
         self.n_ctx_train: int = llama_cpp.llama_model_n_ctx_train(self._model)
+        self.n_vocab: int = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.add_bos: bool = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         template = llama_cpp.llama_model_chat_template(self._model, None)
         self.chat_template: str | None = template.decode("utf-8") if template else None
@@ -183,7 +184,7 @@ class SequenceQueue:
                 del self.live[sequence.request_id]
 
 
-def _sampler(params: SamplingParams) -> Any:
+def _sampler(params: SamplingParams, n_vocab: int) -> Any:
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
 
     def add(sampler: Any) -> None:
@@ -192,6 +193,7 @@ def _sampler(params: SamplingParams) -> Any:
     if params.presence_penalty or params.frequency_penalty or params.repetition_penalty != 1.0:
         add(
             llama_cpp.llama_sampler_init_penalties(
+                n_vocab,
                 _PENALTY_LAST_N,
                 params.repetition_penalty,
                 params.frequency_penalty,
@@ -250,7 +252,8 @@ class LlamaEngine:
                 f"llama.cpp cannot create a context of {max_sequences} x {context_length} tokens",
                 model=name,
             )
-        self.context_length: int = llama_cpp.llama_n_ctx_seq(self._ctx)
+        # llama.cpp may round the cache up (to a multiple of 256); the limit stays the one asked.
+        self.context_length: int = min(context_length, llama_cpp.llama_n_ctx_seq(self._ctx))
         self._memory: Any = llama_cpp.llama_get_memory(self._ctx)
         self._batch: Any = llama_cpp.llama_batch_init(batch_tokens, 0, 1)
         self._active: list[GenerationSequence] = []
@@ -309,6 +312,7 @@ class LlamaEngine:
             return
         try:
             prepared = self._prepare(sequence, self.context_length)
+            sampler = _sampler(sequence.request.params, self._model.n_vocab)
         except WorkerError as exc:
             self._queue.forget(sequence)
             self._emit(sequence.sink.fail, exc)
@@ -320,7 +324,7 @@ class LlamaEngine:
             return
         sequence.tokens = prepared.tokens
         sequence.max_tokens = prepared.max_tokens
-        sequence.sampler = _sampler(sequence.request.params)
+        sequence.sampler = sampler
         sequence.slot = self._free_slots.pop()
         self._active.append(sequence)
 
