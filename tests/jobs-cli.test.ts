@@ -53,7 +53,7 @@ describe('inferneo jobs CLI (real workers)', function () {
     assert.match(summary!, /^job completed: 120 rows done, 0 failed; results: inferneo jobs results /);
     // Not a terminal: plain progress lines, the last one complete.
     const bars = r.stderr.trim().split('\n');
-    assert.match(bars[bars.length - 1]!, /^\[#{24}\] 100%  120\/120 rows  0 failed  \d+ rows\/s  ETA 0:00  completed$/);
+    assert.match(bars[bars.length - 1]!, /^\[#{24}\] 100% {2}120\/120 rows {2}0 failed {2}\d+ rows\/s {2}ETA 0:00 {2}completed$/);
 
     const status = await cli(['jobs', 'status', id!]);
     assert.equal(status.code, 0);

@@ -54,6 +54,20 @@ describe('config', () => {
     assert.deepEqual(c.models.startup, ['a', 'b']);
   });
 
+  it('has batch-job settings with defaults, overridden by INFERNEO_JOB_*', () => {
+    const defaults = loadConfig({ file: write(''), env: {} }).jobs;
+    assert.equal(defaults.workers, true);
+    assert.equal(defaults.concurrency, 2);
+    assert.equal(defaults.ttl_s, 86_400);
+    assert.equal(defaults.lock_ms, 30_000);
+    const c = loadConfig({
+      file: write('jobs:\n  concurrency: 4\n  rows_in_flight: 64\n'),
+      env: { INFERNEO_JOB_WORKERS: 'false', INFERNEO_JOB_RATE_LIMIT: '10', INFERNEO_JOB_TTL_S: '60', INFERNEO_JOB_SPOOL_DIR: '/tmp/s', INFERNEO_JOB_MAX_UPLOAD_BYTES: '2048', INFERNEO_JOB_CONCURRENCY: '8' },
+    }).jobs;
+    assert.deepEqual([c.workers, c.concurrency, c.rows_in_flight, c.rate_limit_chunks, c.ttl_s, c.spool_dir, c.max_upload_bytes], [false, 8, 64, 10, 60, '/tmp/s', 2048]);
+    assert.throws(() => loadConfig({ file: write('jobs:\n  lock_ms: 10\n'), env: {} }), /jobs\.lock_ms = 10 .*Too small/);
+  });
+
   it('names the key, the source and the bad value', () => {
     assert.throws(() => loadConfig({ file: write(''), env: { INFERNEO_HTTP_PORT: 'eighty' } }), (err: Error) => {
       assert.ok(err instanceof ConfigError);
