@@ -38,7 +38,7 @@ class TritonPythonModel:
             results = self.session.run([name for name, _ in self.outputs], feed)
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(value, dtype=dtype))
-                for (name, dtype), value in zip(self.outputs, results)
+                for (name, dtype), value in zip(self.outputs, results, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses

@@ -52,10 +52,6 @@ export class TritonEndpoint implements Pickable {
     return [...this.ready.keys()];
   }
 
-  readyVersions(model: string): string[] {
-    return [...(this.ready.get(model) ?? [])];
-  }
-
   /** Records what a model-control call left ready here, and why the other wanted versions are not. */
   setReady(model: string, versions: Iterable<string>, reasons: Map<string, string> = new Map()): void {
     this.ready.set(model, new Set(versions));
