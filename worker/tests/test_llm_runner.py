@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import pytest
 
 from conftest import BUNDLED_REPOSITORY, write_model
@@ -432,8 +433,8 @@ def test_close_fails_what_runs_and_waits(tmp_path: Path) -> None:
 def test_a_failed_decode_fails_its_sequences_only(
     runner: LlamaCppRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = engine.llama_cpp.llama_decode
-    monkeypatch.setattr(engine.llama_cpp, "llama_decode", lambda ctx, batch: 1)
+    real = llama_cpp.llama_decode
+    monkeypatch.setattr(llama_cpp, "llama_decode", lambda ctx, batch: 1)
     failed = generate(runner, _prompt("Hello", max_tokens=3), request_id=30)
     assert failed.error is not None
     assert failed.error.code is ErrorCode.INTERNAL
@@ -442,11 +443,11 @@ def test_a_failed_decode_fails_its_sequences_only(
     def boom(ctx: Any, batch: Any) -> int:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(engine.llama_cpp, "llama_decode", boom)
+    monkeypatch.setattr(llama_cpp, "llama_decode", boom)
     broken = generate(runner, _prompt("Hello", max_tokens=3), request_id=31)
     assert broken.error is not None
     assert "kaboom" in broken.error.message
-    monkeypatch.setattr(engine.llama_cpp, "llama_decode", real)
+    monkeypatch.setattr(llama_cpp, "llama_decode", real)
     assert generate(runner, _prompt("Hello", max_tokens=2), request_id=32).reason is not None
 
 
