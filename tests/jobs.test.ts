@@ -55,6 +55,7 @@ describe('batch jobs (real workers)', function () {
       c.jobs.max_upload_bytes = 256 * 1024;
       c.jobs.max_rows = 5000;
       c.jobs.backoff_ms = 500;
+      c.jobs.attempts = 4;
       c.jobs.ttl_s = 3600;
     });
     redis = new Redis(redisUrl());
@@ -320,6 +321,30 @@ describe('batch jobs (real workers)', function () {
     } finally {
       await useWorkers();
     }
+  });
+
+  it('fails a job whose chunk keeps failing after every attempt, naming the chunk', async () => {
+    await workers!.close();
+    const submitted = await submitInline({ model: 'classifier', rows: rowsOf(30), chunk_size: 10 });
+    await redis.del(`${stack.config.redis_prefix}job:${submitted.body.id}:in:1`); // lost: chunk 1 cannot run
+    await useWorkers();
+    const failed = await waitForJob(stack.url, submitted.body.id, undefined, 60_000);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error!, /^chunk 1: the input of chunk 1 of job .* is missing from Redis; 10 row\(s\) cannot run/);
+    assert.equal((await admin(stack.url, 'DELETE', `/jobs/${submitted.body.id}`)).status, 409);
+  });
+
+  it('finalizes a job whose finalizer died, when it is next read', async () => {
+    const submitted = await submitInline({ model: 'classifier', rows: rowsOf(3) });
+    await waitForJob(stack.url, submitted.body.id);
+    // As if the parent's processor had crashed after BullMQ completed it: no final state, no expiry.
+    const key = `${stack.config.redis_prefix}job:${submitted.body.id}`;
+    await redis.hdel(key, 'state', 'finished_at');
+    await redis.persist(key);
+    const job = await getJob(stack.url, submitted.body.id);
+    assert.equal(job.state, 'completed');
+    assert.ok(job.finished_at !== undefined);
+    assert.ok((await redis.ttl(key)) > 0);
   });
 
   it('describes the job endpoints in the OpenAPI document', async () => {
