@@ -11,6 +11,7 @@ interface TritonStats {
   inference_count: number;
   execution_count: number;
   inference_stats: { success: { count: number } };
+  batch_stats: { batch_size: number }[];
 }
 
 /** Float outputs of Triton (ONNX Runtime in its Python stub) against the ONNX oracle: equal within float rounding. */
@@ -159,7 +160,11 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     console.log(`      ${callers} callers → ${executions} Inferneo batches → ${tritonRequests} Triton requests, ${afterTriton.execution_count - beforeTriton.execution_count} Triton executions`);
     assert.equal(afterTriton.inference_count - beforeTriton.inference_count, callers, 'Triton counted every row');
     assert.equal(tritonRequests, executions, 'one Triton request per Inferneo batch');
-    assert.ok(tritonRequests < callers / 2, `${callers} callers went out as ${tritonRequests} Triton requests`);
+    assert.ok(tritonRequests < callers, `${callers} callers went out as ${tritonRequests} Triton requests`);
+    assert.ok(
+      afterTriton.batch_stats.some((b) => b.batch_size > 1),
+      `Triton executed multi-row requests: ${JSON.stringify(afterTriton.batch_stats.map((b) => b.batch_size))}`,
+    );
     assert.ok(afterTriton.execution_count - beforeTriton.execution_count <= tritonRequests);
   });
 
@@ -304,6 +309,7 @@ describe('Triton backend (real tritonserver, real workers)', function () {
 
   it('fails fast with 503 naming Triton and the reason while the circuit is open, and recovers by itself when Triton is back', async () => {
     assert.equal((await inferBinary(stack.url, 'tri_mlp', 'INPUT0', 1, 256, 1)).status, 200);
+    assert.equal((await admin<{ state: string }>(stack.url, 'POST', '/models/text_stats/versions/1/unload')).body.state, 'unloaded');
     const { httpPort, grpcPort } = triton;
     await triton.kill();
 
@@ -326,6 +332,13 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     }
     // Python-worker models are not affected.
     assert.equal((await inferOnce(stack.url, 'classifier')).status, 200);
+    // A load while Triton is down fails with 503, and leaves the version loadable (not failed).
+    const load = await admin<{ code: string }>(stack.url, 'POST', '/models/text_stats/versions/1/load');
+    assert.equal(load.status, 503);
+    assert.equal(load.body.code, 'UNAVAILABLE');
+    const text = await admin<{ state: string; reason: string }>(stack.url, 'GET', '/models/text_stats/versions/1');
+    assert.equal(text.body.state, 'unloaded');
+    assert.match(text.body.reason, /circuit open/);
 
     // Triton restarts on the same ports with nothing loaded (explicit mode); the probe loads what is wanted.
     const restartedAt = performance.now();
@@ -351,6 +364,12 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     assert.deepEqual(await tritonReady('tri_classifier'), ['1', '2']);
     const r = await inferBinary(stack.url, 'tri_classifier/versions/2', 'features', 2, 16, 9);
     assert.equal(r.status, 200);
+    // The version the outage left unloaded loads on its next request.
+    const res = await fetch(`${stack.url}/v2/models/text_stats/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'TEXT', datatype: 'BYTES', shape: [1, 1], data: ['back'] }] }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
     assert.equal(stack.triton!.endpointStates()[0]!.state, 'closed');
   });
 });

@@ -454,8 +454,9 @@ export class ModelRegistry {
     } catch (err) {
       const error = toInferneoError(err);
       const reason = error.message;
-      // No room is not a broken model: it stays loadable for when memory frees up.
-      const state = error.code === 'RESOURCE_EXHAUSTED' ? VersionState.UNLOADED : VersionState.FAILED;
+      // No room, or no reachable host (no worker, Triton down), is not a broken model: it stays
+      // loadable, and the next request or load tries again.
+      const state = error.code === 'RESOURCE_EXHAUSTED' || error.code === 'UNAVAILABLE' ? VersionState.UNLOADED : VersionState.FAILED;
       const current = this.store.version(name, version);
       if (current !== undefined) await this.putVersion({ ...current, state, reason });
       this.log(`model ${name} v${version}: ${state} (${reason})`);
