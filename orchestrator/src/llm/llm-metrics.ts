@@ -72,14 +72,19 @@ export class LlmMetrics {
     let m = this.byVersion.get(key);
     if (m === undefined) {
       const labels = { model, version };
+      // Gauges are exported from the first request on, at 0 when nothing runs or waits.
+      const running = this.running.labels(labels);
+      const waiting = this.waiting.labels(labels);
+      running.set(0);
+      waiting.set(0);
       m = {
         ttft: this.ttft.labels(labels),
         tpot: this.tpot.labels(labels),
         e2e: this.e2e.labels(labels),
         generationTokens: this.generationTokens.labels(labels),
         promptTokens: this.promptTokens.labels(labels),
-        running: this.running.labels(labels),
-        waiting: this.waiting.labels(labels),
+        running,
+        waiting,
         finished: (reason) => this.success.labels({ ...labels, finished_reason: reason }).inc(),
         failed: (code) => this.failure.labels({ ...labels, code }).inc(),
       };
