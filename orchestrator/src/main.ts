@@ -169,6 +169,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
           retry: { retries: t.retries, backoffMs: t.retry_backoff_ms, maxBackoffMs: t.retry_max_backoff_ms },
           breaker: { failures: t.breaker.failures, cooldownMs: t.breaker.cooldown_ms },
           connections: t.connections,
+          inflightPerInstance: t.inflight_per_instance,
         },
         { log },
       );

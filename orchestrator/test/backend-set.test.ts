@@ -80,6 +80,15 @@ describe('backend-set', () => {
     assert.deepEqual(python.calls.at(-1), 'unload py 9');
   });
 
+  it("asks the version's backend for its in-flight limit, the instance count when it has no opinion", () => {
+    const python = new Recorder('python');
+    const triton = Object.assign(new Recorder('triton'), { inflightLimit: (_m: string, _v: string, n: number) => n * 4 });
+    const set = new BackendSet({ python, triton }, kindOf);
+    assert.equal(set.inflightLimit('tri', '1', 2), 8);
+    assert.equal(set.inflightLimit('py', '1', 2), 2);
+    assert.equal(new BackendSet({ python }, kindOf).inflightLimit('tri', '1', 3), 3);
+  });
+
   it('fails versions of a kind that is not configured with UNAVAILABLE and a hint', async () => {
     const set = new BackendSet({ python: new Recorder('python'), triton: undefined }, kindOf);
     await assert.rejects(set.load('tri', '1'), (err: InferneoError) => err.code === ErrorCode.UNAVAILABLE && /served by the triton backend, which is not configured \(set triton.endpoints/.test(err.message));

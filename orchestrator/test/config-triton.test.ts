@@ -31,6 +31,7 @@ describe('config: triton', () => {
       retry_max_backoff_ms: 1000,
       breaker: { failures: 5, cooldown_ms: 5000 },
       connections: 32,
+      inflight_per_instance: 4,
     });
   });
 

@@ -134,6 +134,11 @@ describe('triton-backend', () => {
       assert.match(absent.message, /failed to poll from model repository/);
     });
 
+    it('keeps inflight_per_instance executions per instance and endpoint in flight (Triton queues by itself)', () => {
+      assert.equal(setup().backend.inflightLimit('m', '1', 2), 8);
+      assert.equal(setup({ inflightPerInstance: 3 }, ['http://t1:8000', 'http://t2:8000']).backend.inflightLimit('m', '1', 1), 6);
+    });
+
     it('refuses versions that are not integers', async () => {
       const { backend } = setup();
       const err = await rejection(backend.load('m', 'v1'));

@@ -13,6 +13,7 @@ describe('triton-options', () => {
       retry: { retries: 2, backoffMs: 50, maxBackoffMs: 1000 },
       breaker: { failures: 5, cooldownMs: 5000 },
       connections: 32,
+      inflightPerInstance: 4,
     });
   });
 

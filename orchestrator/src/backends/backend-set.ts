@@ -53,6 +53,11 @@ export class BackendSet implements Backend {
     return this.backendOf(model, version).infer(model, version, requests);
   }
 
+  inflightLimit(model: string, version: string, instances: number): number {
+    const backend = this.backends[this.kindOf(model, version)];
+    return backend?.inflightLimit?.(model, version, instances) ?? instances;
+  }
+
   /** Asks the backends that have a repository of their own, in order, until one knows the model. */
   async describe(model: string): Promise<RemoteModel> {
     const able = this.all.filter((b) => b.describe !== undefined);

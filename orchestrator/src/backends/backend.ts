@@ -66,6 +66,13 @@ export interface Backend {
    */
   infer(model: string, version: string, requests: BackendRequest[]): Promise<BackendResponse[]>;
   /**
+   * How many executions of a version the scheduler may have in flight at once, given the instance
+   * count of its config. A backend that queues and schedules by itself (Triton) wants more than
+   * its instance count, so that the round trip to it overlaps with its work.
+   * @defaultValue the instance count
+   */
+  inflightLimit?(model: string, version: string, instances: number): number;
+  /**
    * Describes a model of the backend's own repository, for registering a model the orchestrator's
    * repository does not hold. Optional: only backends with a repository of their own (Triton) have it.
    */

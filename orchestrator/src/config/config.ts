@@ -171,6 +171,11 @@ export const configSchema = z
           .prefault({}),
         /** HTTP connections kept open per endpoint. @defaultValue 32 */
         connections: z.int().min(1).max(1024).default(32),
+        /**
+         * Executions of a version kept in flight per Triton model instance and endpoint (Triton
+         * queues by itself; more than one hides the round trip). @defaultValue 4
+         */
+        inflight_per_instance: z.int().min(1).max(256).default(4),
       })
       .strict()
       .prefault({}),

@@ -172,6 +172,7 @@ export class Scheduler {
     if (existing !== undefined && existing.config === config) return existing.batcher;
     if (this.closed) throw new InvalidArgumentError('the scheduler is closed');
     const options = batcherOptionsFor(config, this.batching);
+    options.maxInflightBatches = this.backend.inflightLimit?.(model, version, options.maxInflightBatches ?? 1) ?? options.maxInflightBatches;
     const batcher: Batcher = new DynamicBatcher<BackendRequest, Tensor[]>(
       options,
       async (requests) => {

@@ -190,6 +190,11 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
     );
   }
 
+  /** Triton queues and schedules by itself: keep `inflightPerInstance` executions per instance and endpoint. */
+  inflightLimit(_model: string, _version: string, instances: number): number {
+    return instances * this.options.endpoints.length * this.options.inflightPerInstance;
+  }
+
   isServing(model: string, version: string): boolean {
     return this.wanted.get(model)?.has(version) === true && this.endpoints.some((e) => e.holds(model, version));
   }

@@ -41,6 +41,11 @@ export interface TritonBackendOptions {
   breaker?: CircuitBreakerOptions;
   /** HTTP connections kept open per endpoint (keep-alive pool). @defaultValue 32 */
   connections?: number;
+  /**
+   * Executions of a version Inferneo keeps in flight per Triton model instance and endpoint. Triton
+   * queues and schedules by itself; more than one per instance hides the round trip. @defaultValue 4
+   */
+  inflightPerInstance?: number;
 }
 
 export interface ResolvedTritonOptions {
@@ -52,6 +57,7 @@ export interface ResolvedTritonOptions {
   retry: Required<RetryOptions>;
   breaker: Required<CircuitBreakerOptions>;
   connections: number;
+  inflightPerInstance: number;
 }
 
 function positiveInt(value: number, key: string, min = 1): number {
@@ -106,5 +112,6 @@ export function resolveTritonOptions(options: TritonBackendOptions): ResolvedTri
       cooldownMs: positiveInt(options.breaker?.cooldownMs ?? 5_000, 'breaker.cooldown_ms'),
     },
     connections: positiveInt(options.connections ?? 32, 'connections'),
+    inflightPerInstance: positiveInt(options.inflightPerInstance ?? 4, 'inflight_per_instance'),
   };
 }
