@@ -249,7 +249,7 @@ export function inProcess<T>(spec: ModelSpec, extra: Record<string, unknown>): T
 }
 
 /** Writes `<name>.json`, draws `<name>.png` with bench/plot.py (`kind` picks the chart), prints the JSON. */
-export function writeResults(name: string, report: Record<string, unknown>, kind: 'latency' | 'batching' | 'triton' | 'jobs'): void {
+export function writeResults(name: string, report: Record<string, unknown>, kind: 'latency' | 'batching' | 'triton' | 'jobs' | 'llm'): void {
   mkdirSync(RESULTS, { recursive: true });
   const jsonPath = path.join(RESULTS, `${name}.json`);
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');

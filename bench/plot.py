@@ -108,6 +108,34 @@ def jobs(results: dict, png_path: str) -> None:
     fig.savefig(png_path, dpi=100)
 
 
+def llm(results: dict, png_path: str) -> None:
+    """Per concurrency and path: time to first token (p50 solid, p99 light) and generated tokens/s."""
+    paths = results["paths"]
+    names = list(paths.keys())
+    concurrencies = [str(c) for c in results["concurrency"]]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs = [j + i * width for j in range(len(concurrencies))]
+        axes[0].bar(xs, [paths[name][c]["ttft_p99_ms"] for c in concurrencies], width, alpha=0.35, color=f"C{i}")
+        axes[0].bar(xs, [paths[name][c]["ttft_p50_ms"] for c in concurrencies], width, label=name, color=f"C{i}")
+        axes[1].bar(xs, [paths[name][c]["tokens_per_s"] for c in concurrencies], width, label=name, color=f"C{i}")
+    ticks = [j + width * (len(names) - 1) / 2 for j in range(len(concurrencies))]
+    for ax, title, unit in (
+        (axes[0], "time to first token (p50 solid, p99 light)", "ms"),
+        (axes[1], "generated tokens/s (all clients)", "tokens/s"),
+    ):
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"concurrency {c}" for c in concurrencies])
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0].set_yscale("log")
+    fig.suptitle(results.get("title", "Inferneo LLM benchmark"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
 def main(results_path: str, png_path: str, kind: str = "latency") -> None:
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
@@ -119,6 +147,9 @@ def main(results_path: str, png_path: str, kind: str = "latency") -> None:
         return
     if kind == "jobs":
         jobs(results, png_path)
+        return
+    if kind == "llm":
+        llm(results, png_path)
         return
     models = list(results["models"].keys())
     fig, axes = plt.subplots(len(models), 2, figsize=(12, 4 * len(models)), squeeze=False)

@@ -28,6 +28,16 @@ describe('examples (real workers)', function () {
     assert.match(stdout, /text_stats: HELLO INFERNEO \(14 chars\), GRÜSSE \(5 chars\)/);
   });
 
+  it('examples/llm-chat/chat.mjs', async () => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, 'examples', 'llm-chat', 'chat.mjs'), '--url', stack.url, '--token', 'test-admin-token']);
+    assert.match(stdout, /^models: smollm2$/m);
+    assert.match(stdout, /^answer \(smollm2-v2, arm smollm2-v2\): .*Paris/m);
+    assert.match(stdout, /^usage: \d+ prompt \+ \d+ completion tokens, finish_reason (stop|length)$/m);
+    assert.match(stdout, /^stream: \d+ pieces, \d+ tokens, first token after \d+ ms$/m);
+    assert.match(stdout, /^generate: model smollm2 v2: " Paris/m);
+    assert.match(stdout, /^route assistant: alice→\w+ bob→\w+ carol→\w+ alice→\w+ \(alice twice: same arm: true\)$/m);
+  });
+
   it('examples/basic_inference.py', async () => {
     const { stdout } = await run(VENV_PYTHON, [path.join(ROOT, 'examples', 'basic_inference.py'), '--url', stack.url]);
     assert.match(stdout, /classifier v1: labels \[.*\]; matches local ONNX Runtime: True/);
