@@ -63,6 +63,22 @@ describe('model-config', () => {
     assert.deepEqual((c.json['input'] as unknown[])[0], { name: 'x', data_type: 'TYPE_FP32', dims: [4] });
   });
 
+  it('writes singular message and string fields as Triton does, not as lists', () => {
+    const c = parseModelConfig(
+      `name: "s" backend: "python" max_batch_size: 0
+       input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]
+       output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] label_filename: "labels.txt" } ]
+       instance_group [ { kind: KIND_CPU count: 1 host_policy: "h" } ]
+       model_transaction_policy { decoupled: true }
+       response_cache { enable: true }`,
+      's',
+    );
+    assert.deepEqual(c.json['model_transaction_policy'], { decoupled: true });
+    assert.deepEqual(c.json['response_cache'], { enable: true });
+    assert.equal((c.json['output'] as Record<string, unknown>[])[0]!['label_filename'], 'labels.txt');
+    assert.equal((c.json['instance_group'] as Record<string, unknown>[])[0]!['host_policy'], 'h');
+  });
+
   it('applies Triton defaults', () => {
     const c = parseModelConfig('backend: "python"', 'p');
     assert.equal(c.max_batch_size, 0);

@@ -61,13 +61,9 @@ const REPEATED = new Set([
   'batch_input',
   'batch_output',
   'source_input',
-  'label_filename',
   'ensemble_scheduling',
   'step',
   'secondary_devices',
-  'host_policy',
-  'model_transaction_policy',
-  'response_cache',
 ]);
 
 /** Known boolean fields: text format writes them as identifiers. */
@@ -187,7 +183,8 @@ export function modelConfigFromJson(source: Record<string, unknown>, modelName: 
   const input = tensorConfigs(json['input'], 'input', modelName);
   const output = tensorConfigs(json['output'], 'output', modelName);
   const policy = versionPolicy(json['version_policy'], modelName);
-  const groups = ((json['instance_group'] as Record<string, unknown>[] | undefined) ?? [{}]).map((g) => {
+  const rawGroups = (json['instance_group'] as Record<string, unknown>[] | undefined) ?? [{}];
+  const groups = rawGroups.map((g) => {
     const group: InstanceGroup = {
       kind: typeof g['kind'] === 'string' ? g['kind'] : 'KIND_CPU',
       count: asInt(g['count'] ?? 1, 'instance_group.count', modelName),
@@ -201,7 +198,8 @@ export function modelConfigFromJson(source: Record<string, unknown>, modelName: 
     backend,
     max_batch_size: maxBatchSize,
     version_policy: policy,
-    instance_group: groups,
+    // Every field the config gave (gpus, host_policy, …), with Triton's defaults filled in.
+    instance_group: rawGroups.map((g, i) => ({ ...g, ...groups[i] })),
   });
   return { name: modelName, platform, backend, max_batch_size: maxBatchSize, input, output, version_policy: policy, instance_group: groups, json };
 }
