@@ -13,6 +13,7 @@ import { ConfigError } from './errors.js';
 import { type BatchJobs, startBatchJobs } from './jobs/batch-jobs.js';
 import { LlmMetrics } from './llm/llm-metrics.js';
 import { LlmService } from './llm/llm-service.js';
+import { TritonGenerate } from './llm/triton-generate.js';
 import { createMetricsRegistry } from './metrics/metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { RegistryStore } from './registry/registry-store.js';
@@ -272,7 +273,23 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
         startup.every((name) => registry.isReady(name)),
     });
     // LLMs: OpenAI's /v1 and Triton's generate extension, over the same registry and routes.
-    const llm = new LlmService({ registry, router, metrics: new LlmMetrics(metrics), generators: { python: backend } });
+    // Triton-hosted LLMs: generate requests pass through to Triton's own endpoint; /v1 translates.
+    const tritonGenerate =
+      triton === undefined
+        ? undefined
+        : new TritonGenerate({
+            endpoints: () => triton.endpointStates(),
+            protocol: triton.options.protocol,
+            inputsOf: (model) => store.model(model)?.config.input.map((t) => t.name) ?? [],
+            timeoutMs: config.workers.request_timeout_ms,
+          });
+    const llm = new LlmService({
+      registry,
+      router,
+      metrics: new LlmMetrics(metrics),
+      generators: { python: backend, triton: tritonGenerate },
+      passThrough: { triton: tritonGenerate },
+    });
     const v2 = withGenerate(createV2Router({ service: inference, maxRequestBytes: config.http.max_request_bytes }), { llm, maxRequestBytes: config.http.max_request_bytes });
     const openAi = createOpenAiRouter({ llm, maxRequestBytes: config.http.max_request_bytes, onInternalError: (err, req) => log(`internal error on ${req.method} ${req.url}: ${err.stack ?? err.message}`) });
     const http = new HttpServer({

@@ -8,3 +8,4 @@ export { LlmMetrics, type VersionMetrics } from './llm-metrics.js';
 export { type HeaderLookup, type LlmEntry, LlmService, type LlmServiceOptions } from './llm-service.js';
 export { COMPLETION_MAX_TOKENS, MAX_STOP, type OpenAiRequest, paramOf, parseChatRequest, parseCompletionRequest, parseSampling } from './openai-request.js';
 export { SequenceSlots } from './sequence-slots.js';
+export { type ForwardedReply, type GeneratePassThrough, TritonGenerate, type TritonGenerateOptions } from './triton-generate.js';

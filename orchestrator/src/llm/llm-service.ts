@@ -6,6 +6,7 @@ import { ROUTE_KEY_HEADER, type Router, type Target } from '../routing/router.js
 import type { CancelSignal } from '../scheduling/cancel-signal.js';
 import type { LlmMetrics } from './llm-metrics.js';
 import { SequenceSlots } from './sequence-slots.js';
+import type { ForwardedReply, GeneratePassThrough } from './triton-generate.js';
 
 /**
  * Text generation, independent of its API (OpenAI's `/v1`, Triton's generate extension): an LLM is a
@@ -22,6 +23,11 @@ export interface LlmServiceOptions {
   metrics: LlmMetrics;
   /** Who generates, by the backend kind of a version's registry record (`python`, `triton`). */
   generators: Readonly<Record<string, TextGenerator | undefined>>;
+  /**
+   * Backends whose own generate endpoints take generate requests as they are, by kind (`triton`):
+   * Triton's generate extension is forwarded there instead of being served here. @defaultValue {}
+   */
+  passThrough?: Readonly<Record<string, GeneratePassThrough | undefined>>;
   /** Requests allowed to wait for a sequence slot per version; more get 429. @defaultValue 1024 */
   maxWaiting?: number;
 }
@@ -85,7 +91,7 @@ export class LlmService {
    * `x-inferneo-route-key` header), or the model's serving version. NOT_FOUND for what does not
    * exist, UNSUPPORTED (400) for a model that does not generate text.
    */
-  resolve(name: string, version: string | undefined, header: HeaderLookup, routeKey?: string): Target {
+  resolve(name: string, version: string | undefined, header: HeaderLookup, routeKey?: string, options: { passThrough?: boolean } = {}): Target {
     const lookup: HeaderLookup = routeKey === undefined ? header : (h) => header(h) ?? (h === ROUTE_KEY_HEADER ? routeKey : undefined);
     let target: Target;
     try {
@@ -94,7 +100,8 @@ export class LlmService {
       if (err instanceof InferneoError && err.code === ErrorCode.NOT_FOUND) throw new NotFoundError(`The model '${name}' does not exist${version !== undefined ? ` (version ${version})` : ''}`);
       throw err;
     }
-    if (!this.isLlm(target.model)) {
+    // Triton's generate extension drives non-decoupled models too: what Triton accepts, it decides.
+    if (!this.isLlm(target.model) && !(options.passThrough === true && this.passesThrough(target))) {
       throw new UnsupportedError(`model '${target.model}' does not generate text: it is not a decoupled model; use /v2/models/${target.model}/infer`);
     }
     return target;
@@ -150,6 +157,60 @@ export class LlmService {
         }
       }
     }
+  }
+
+  /** Whether generate requests for this version go as they are to its backend's own endpoint. */
+  passesThrough(target: Target): boolean {
+    return this.options.passThrough?.[this.registry.version(target.model, target.version).backend] !== undefined;
+  }
+
+  /**
+   * Sends a generate request unchanged to the backend's own endpoint (Triton's generate extension),
+   * under a lease on the version and with the route's per-arm statistics; the answer comes back as
+   * it is. Time to first token is the time to Triton's first bytes.
+   */
+  async forward(target: Target, stream: boolean, body: Buffer, signal?: CancelSignal): Promise<ForwardedReply> {
+    const started = performance.now();
+    const { model, version } = target;
+    const passThrough = this.options.passThrough?.[this.registry.version(model, version).backend];
+    if (passThrough === undefined) throw new UnsupportedError(`model '${model}' version ${version} is not served by a backend with generate endpoints of its own`);
+    const m = this.metrics.version(model, version);
+    const lease = await this.registry.acquire(model, version);
+    const finish = (ok: boolean): void => {
+      m.running.dec();
+      lease.release();
+      if (target.route !== undefined && target.arm !== undefined) this.router.stats.record(target.route, target.arm, model, version, ok, (performance.now() - started) / 1000);
+    };
+    m.running.inc();
+    let reply: ForwardedReply;
+    try {
+      reply = await passThrough.forward(model, version, stream, body, signal);
+    } catch (err) {
+      const failure = toInferneoError(err);
+      m.failed(failure.code);
+      finish(httpStatusOf(failure.code) < 500 || failure.code === ErrorCode.CANCELLED);
+      throw failure;
+    }
+    if (reply.status !== 200) m.failed(`HTTP_${reply.status}`);
+    const source = reply.body;
+    const relayed = async function* (): AsyncGenerator<Buffer> {
+      let first = true;
+      let ok = reply.status < 500;
+      try {
+        for await (const chunk of source) {
+          if (first && reply.status === 200) m.ttft.observe((performance.now() - started) / 1000);
+          first = false;
+          yield chunk;
+        }
+        if (reply.status === 200) m.e2e.observe((performance.now() - started) / 1000);
+      } catch (err) {
+        ok = false;
+        throw err;
+      } finally {
+        finish(ok);
+      }
+    };
+    return { ...reply, body: relayed() };
   }
 
   private generatorOf(model: string, version: string): TextGenerator {

@@ -4,6 +4,7 @@ import type { LlmService } from '../llm/llm-service.js';
 import { parseSampling } from '../llm/openai-request.js';
 import { ARM_HEADER, type Target } from '../routing/router.js';
 import type { Handler, Reply, Router } from './http-server.js';
+import { readBody } from './http-body.js';
 import { headerLookup, readJsonObject, SSE_HEADERS, sseEvent } from './llm-http.js';
 
 /**
@@ -16,7 +17,8 @@ import { headerLookup, readJsonObject, SSE_HEADERS, sseEvent } from './llm-http.
  * `parameters`, else from the top level (TensorRT-LLM's ensemble has them as inputs), else from
  * `sampling_parameters`. The answer carries `model_name`, `model_version` and `text_output`; errors
  * are Triton's `{"error": "…"}` (in the stream: an event with that body). Routes and sticky keys
- * apply as for infer.
+ * apply as for infer. A version served by Triton gets the request unchanged at Triton's own generate
+ * endpoint, and its answer goes back as it is (LlmService.forward).
  */
 
 export interface GenerateApiOptions {
@@ -114,12 +116,18 @@ export function withGenerate(inner: Router, options: GenerateApiOptions): Router
   const generate =
     (stream: boolean): Handler =>
     async (req, [name, version], signal): Promise<Reply> => {
+      const target = llm.resolve(name!, version, headerLookup(req), undefined, { passThrough: true });
+      const arm = { [ARM_HEADER]: target.arm ?? `${target.model}-v${target.version}` };
+      if (llm.passesThrough(target)) {
+        // A Triton-hosted model: Triton's own generate endpoint answers, unchanged.
+        const forwarded = await llm.forward(target, stream, await readBody(req, options.maxRequestBytes), signal);
+        return { status: forwarded.status, body: '', headers: { 'content-type': forwarded.contentType, ...arm }, stream: forwarded.body };
+      }
       const body = await readJsonObject(req, options.maxRequestBytes);
-      const target = llm.resolve(name!, version, headerLookup(req));
       const parsed = parseBody(body, target.model);
       const events = llm.generate(target, parsed.request, signal);
       const first = await events.next();
-      const headers = { [ARM_HEADER]: target.arm ?? `${target.model}-v${target.version}` };
+      const headers = arm;
       if (stream) return { status: 200, body: '', headers: { ...SSE_HEADERS, ...headers }, stream: streamBody(target, parsed.id, first, events) };
       let text = parsed.excludeInput ? '' : parsed.prompt;
       for (let next = first; next.done !== true; next = await events.next()) text += next.value.text;
