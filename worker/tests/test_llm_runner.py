@@ -136,7 +136,10 @@ def test_settings_from_parameters_and_version_file() -> None:
         ({"max_sequences": "0"}, None, "'max_sequences' must be a positive integer"),
         ({}, '{"context_length": true}', "'context_length' must be a positive integer"),
         ({}, '{"system_prompt": 3}', "'system_prompt' must be a string"),
-        ({}, '{"temperature": 1}', "unknown key 'temperature'"),
+        ({}, '{"temperature": 3}', "'temperature' must be a number from 0 to 2"),
+        ({}, '{"top_p": "most"}', "'top_p' must be a number from 0 to 1"),
+        ({"temperature": "hot"}, None, "'temperature' must be a number from 0 to 2"),
+        ({}, '{"best_of": 1}', "unknown key 'best_of'"),
         ({}, "[1]", "must hold a JSON object"),
         ({}, "{nope", "is not readable JSON"),
     ],
@@ -303,6 +306,23 @@ def test_default_max_tokens_is_capped_by_the_context(tmp_path: Path) -> None:
         assert sink.usage.prompt_tokens + sink.usage.completion_tokens == 48
     finally:
         small.close()
+
+
+def test_the_version_sampling_defaults_fill_what_a_request_leaves_open(tmp_path: Path) -> None:
+    config = load_model_config(LLM_DIR / "config.pbtxt", default_name="smollm2")
+    bundled = LlmSettings.load(config, LLM_DIR / "1")
+    assert (bundled.temperature, bundled.top_p) == (0.2, 0.9)  # SmolLM2's recommended sampling
+    model_dir = _copy_config(tmp_path, "greedy", temperature="0", top_p="0.5")
+    greedy = _runner(model_dir)
+    try:
+        assert (greedy.settings.temperature, greedy.settings.top_p) == (0.0, 0.5)
+        # No temperature and no seed: greedy by the version's default, so the same text each time.
+        one = generate(greedy, _prompt("The capital of France is", max_tokens=6))
+        two = generate(greedy, _prompt("The capital of France is", max_tokens=6), request_id=2)
+        assert one.text == two.text
+        assert "Paris" in one.text
+    finally:
+        greedy.close()
 
 
 def test_messages_without_a_template_are_refused(runner: LlamaCppRunner) -> None:

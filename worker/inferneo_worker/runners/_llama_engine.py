@@ -200,16 +200,19 @@ def _sampler(params: SamplingParams, n_vocab: int) -> Any:
                 params.presence_penalty,
             )
         )
-    if params.temperature <= 0.0:
+    # The runner fills in the version's defaults; 1.0 (OpenAI's) if a caller did not.
+    temperature = 1.0 if params.temperature is None else params.temperature
+    top_p = 1.0 if params.top_p is None else params.top_p
+    if temperature <= 0.0:
         add(llama_cpp.llama_sampler_init_greedy())
         return chain
     if params.top_k > 0:
         add(llama_cpp.llama_sampler_init_top_k(params.top_k))
-    if params.top_p < 1.0:
-        add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+    if top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(top_p, 1))
     if params.min_p > 0.0:
         add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-    add(llama_cpp.llama_sampler_init_temp(params.temperature))
+    add(llama_cpp.llama_sampler_init_temp(temperature))
     seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
     add(llama_cpp.llama_sampler_init_dist(seed))
     return chain

@@ -14,9 +14,11 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 from ..errors import InvalidArgumentError, WorkerError
+
+_D = TypeVar("_D", float, None)
 
 CHAT_ROLES: Final = frozenset({"system", "user", "assistant", "tool", "developer"})
 """Roles a chat message may have; the model's chat template decides what each one means."""
@@ -44,9 +46,11 @@ class SamplingParams:
     max_tokens: int | None = None
     """Tokens to generate at most; ``None`` = the model's ``default_max_tokens`` (in both cases
     no more than the context leaves after the prompt)."""
-    temperature: float = 1.0
-    """0 = greedy (the most likely token, deterministic)."""
-    top_p: float = 1.0
+    temperature: float | None = None
+    """0 = greedy (the most likely token, deterministic); ``None`` = the model version's default
+    (its ``temperature`` setting, OpenAI's 1.0 unless the version says otherwise)."""
+    top_p: float | None = None
+    """``None`` = the model version's default (``top_p`` setting, 1.0 unless it says otherwise)."""
     top_k: int = 0
     """0 = off."""
     min_p: float = 0.0
@@ -117,7 +121,9 @@ class Generator(Protocol):
 # -- parsing the wire ------------------------------------------------------------------------------
 
 
-def _number(params: Mapping[str, Any], key: str, low: float, high: float, default: float) -> float:
+def _number(
+    params: Mapping[str, Any], key: str, low: float, high: float, default: _D
+) -> float | _D:
     value = params.get(key)
     if value is None:
         return default
@@ -164,8 +170,8 @@ def parse_sampling(raw: object) -> SamplingParams:
         raise InvalidArgumentError("ignore_eos: must be true or false", field="ignore_eos")
     return SamplingParams(
         max_tokens=_integer(raw, "max_tokens", 1, 2**31 - 1),
-        temperature=_number(raw, "temperature", 0.0, 2.0, 1.0),
-        top_p=_number(raw, "top_p", 0.0, 1.0, 1.0) or 1.0,
+        temperature=_number(raw, "temperature", 0.0, 2.0, None),
+        top_p=_number(raw, "top_p", 0.0, 1.0, None) or (None if raw.get("top_p") is None else 1.0),
         top_k=_integer(raw, "top_k", 0, 2**31 - 1) or 0,
         min_p=_number(raw, "min_p", 0.0, 1.0, 0.0),
         presence_penalty=_number(raw, "presence_penalty", -2.0, 2.0, 0.0),

@@ -86,6 +86,11 @@ class LlmSettings:
     """Put first as a system message in chats that have none (a per-version prompt template)."""
     chat_template: str = ""
     """A Jinja2 chat template replacing the one the GGUF carries."""
+    temperature: float = 1.0
+    """Sampling temperature of requests that do not give one (OpenAI's default is 1.0; small
+    models read better lower, e.g. SmolLM2's recommended 0.2)."""
+    top_p: float = 1.0
+    """Nucleus sampling of requests that do not give ``top_p``."""
 
     @classmethod
     def load(cls, config: ModelConfig, version_dir: Path) -> LlmSettings:
@@ -99,8 +104,21 @@ class LlmSettings:
             if spec is None:
                 return  # other backends' and Triton's parameters
             want_int = spec.type in ("int", int)
+            want_float = spec.type in ("float", float)
             converted: Any = value
-            if want_int:
+            if want_float:
+                try:
+                    converted = float(value) if isinstance(value, int | float | str) else -1.0
+                except ValueError:
+                    converted = -1.0
+                high = 2.0 if key == "temperature" else 1.0
+                ok = not isinstance(value, bool) and 0.0 <= converted <= high
+                if not ok:
+                    raise LoadFailedError(
+                        f"{where}: '{key}' must be a number from 0 to {high:g}, got {value!r}",
+                        model=config.name,
+                    )
+            elif want_int:
                 try:
                     converted = int(value) if isinstance(value, int | str) else 0
                 except ValueError:
@@ -270,6 +288,17 @@ class LlamaCppRunner:
                 f"messages: model '{self._config.name}' has no chat template; send a prompt",
                 field="messages",
             )
+        params = request.params
+        if params.temperature is None or params.top_p is None:
+            # The version's defaults for what the request left open.
+            temperature = params.temperature
+            top_p = params.top_p
+            params = replace(
+                params,
+                temperature=self._settings.temperature if temperature is None else temperature,
+                top_p=self._settings.top_p if top_p is None else top_p,
+            )
+            request = replace(request, params=params)
         sequence = self._engine_module.GenerationSequence(request_id, request, sink)
         queue = self._queue
         with queue.cond:
