@@ -211,8 +211,23 @@ export function errorFromWire(code: unknown, message: unknown): InferneoError {
 }
 
 /** Any thrown value as an InferneoError; unexpected ones become INTERNAL, keeping the cause. */
+/** Errors that say a dependency (Redis, a socket) could not be reached: the caller may retry later. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTCONN']);
+function isUnreachable(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && UNREACHABLE_CODES.has(code)) ||
+    // ioredis, while Redis is down: its retry budget spent, or the connection closed.
+    err.name === 'MaxRetriesPerRequestError' ||
+    /^Connection is closed\.?$|Stream isn't writeable/.test(err.message)
+  );
+}
+
 export function toInferneoError(err: unknown): InferneoError {
   if (err instanceof InferneoError) return err;
+  if (err instanceof Error && isUnreachable(err)) {
+    return new InferneoError(ErrorCode.UNAVAILABLE, `a dependency is unreachable (Redis?): ${err.message}; retry later`, { cause: err });
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new InferneoError(ErrorCode.INTERNAL, `internal error: ${message}`, { cause: err });
 }

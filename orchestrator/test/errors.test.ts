@@ -50,6 +50,16 @@ describe('errors', () => {
     assert.equal(toInferneoError('text').message, 'internal error: text');
   });
 
+  it('turns an unreachable dependency (Redis down, refused connection) into UNAVAILABLE (503), not INTERNAL', () => {
+    const closed = toInferneoError(new Error('Connection is closed.'));
+    assert.equal(closed.code, 'UNAVAILABLE');
+    assert.match(closed.message, /unreachable.*Connection is closed.*retry later/);
+    const retries = Object.assign(new Error('Reached the max retries per request limit (which is 1).'), { name: 'MaxRetriesPerRequestError' });
+    assert.equal(toInferneoError(retries).code, 'UNAVAILABLE');
+    assert.equal(toInferneoError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' })).code, 'UNAVAILABLE');
+    assert.equal(toInferneoError(Object.assign(new Error('weird'), { code: 'EWEIRD' })).code, 'INTERNAL');
+  });
+
   it('shares its code table with the Python worker', () => {
     const codes = JSON.parse(python('import json; from inferneo_worker.errors import ErrorCode; print(json.dumps([c.value for c in ErrorCode]))')) as string[];
     assert.ok(codes.length >= 7);
