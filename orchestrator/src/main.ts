@@ -306,6 +306,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       host: config.http.host,
       port: config.grpc.port,
       service: inference,
+      llm,
       maxMessageBytes: config.http.max_request_bytes,
       onInternalError: (err, method) => log(`internal error in gRPC ${method}: ${err.stack ?? err.message}`),
     });

@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, grpcStatusOf, GrpcStatus, type InferneoError, InvalidArgumentError, toInferneoError } from '../errors.js';
+import { ErrorCode, grpcStatusOf, GrpcStatus, type InferneoError, InvalidArgumentError, toInferneoError, UnsupportedError } from '../errors.js';
+import { parseGenerateRequest } from '../llm/generate-request.js';
+import type { LlmService } from '../llm/llm-service.js';
+import { encodeGeneratedPiece, FINAL_PARAMETER, generateRequestFromGrpc } from '../protocol/grpc-generate.js';
 import { conformToMessage, inferenceServiceDefinition } from '../protocol/grpc-proto.js';
 import {
   decodeModelInferRequest,
@@ -9,7 +12,7 @@ import {
   type GrpcModelInferResponse,
 } from '../protocol/grpc-tensor.js';
 import type { ModelConfig } from '../registry/model-config.js';
-import { ARM_HEADER } from '../routing/router.js';
+import { ARM_HEADER, type Target } from '../routing/router.js';
 import { CancelSource, type CancelSignal } from '../scheduling/cancel-signal.js';
 import { armOf, type HeaderLookup, type InferenceService } from './inference-service.js';
 
@@ -19,7 +22,9 @@ import { armOf, type HeaderLookup, type InferenceService } from './inference-ser
  * adapter of the InferenceService (routes, sticky keys from the `x-inferneo-route-key` and
  * `x-inferneo-arm` metadata, batching, statistics: all as over HTTP). Errors become gRPC statuses
  * through errors.ts; a cancelled call (client gone, deadline passed) cancels its queued request.
- * Shared-memory, trace and log RPCs answer UNIMPLEMENTED.
+ * Decoupled (text-generation) models are served as Triton serves them: through ModelStreamInfer only,
+ * by the LlmService (its admission, metrics and cancellation), one response per generated piece;
+ * unary ModelInfer refuses them. Shared-memory, trace and log RPCs answer UNIMPLEMENTED.
  */
 
 export interface GrpcServerOptions {
@@ -28,6 +33,8 @@ export interface GrpcServerOptions {
   /** Port; 0 = any free port (`listen` returns the one bound). */
   port: number;
   service: InferenceService;
+  /** Text generation, for ModelStreamInfer requests to decoupled models. */
+  llm: LlmService;
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
   /** Called for calls that fail with INTERNAL, so that bugs are logged with their stack. */
@@ -60,6 +67,14 @@ function metadataLookup(metadata: grpc.Metadata): HeaderLookup {
     return typeof value === 'string' ? value : undefined;
   };
 }
+
+/** One message of a ModelStreamInfer stream. */
+interface StreamReply {
+  error_message: string;
+  infer_response: GrpcModelInferResponse | Partial<GrpcModelInferResponse>;
+}
+
+type StreamWrite = (reply: StreamReply) => void;
 
 function serviceError(err: InferneoError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
@@ -151,25 +166,78 @@ export class GrpcServer {
       callback({ code: GrpcStatus.UNIMPLEMENTED, details: `${method} is not supported by Inferneo; send tensor data in the request (raw_input_contents)` });
   }
 
-  /** One inference, as ModelInfer and each message of ModelStreamInfer run it. */
-  private async inferOne(message: GrpcModelInferRequest, metadata: grpc.Metadata, signal: CancelSignal): Promise<{ response: GrpcModelInferResponse; arm: string }> {
-    const name = required(message.model_name, 'model_name');
-    const target = this.service.resolve(name, optional(message.model_version), metadataLookup(metadata));
+  /** The model version a request goes to: a route's arm (sticky key, `x-inferneo-arm`) or the model's. */
+  private resolve(message: GrpcModelInferRequest, metadata: grpc.Metadata): Target {
+    return this.service.resolve(required(message.model_name, 'model_name'), optional(message.model_version), metadataLookup(metadata));
+  }
+
+  /** One inference on a tensor model, as ModelInfer and each message of ModelStreamInfer run it. */
+  private async inferOne(message: GrpcModelInferRequest, target: Target, signal: CancelSignal): Promise<GrpcModelInferResponse> {
+    if (this.options.llm.isLlm(target.model)) {
+      // Triton's words (grpc_server.cc), and where to go instead.
+      throw new UnsupportedError(
+        `ModelInfer RPC doesn't support models with decoupled transaction policy: '${target.model}' generates text; use ModelStreamInfer (tritonclient: start_stream and async_stream_infer)`,
+      );
+    }
     const request = decodeModelInferRequest(message);
     const outputs = await this.service.infer(target, request, signal);
-    const response = encodeModelInferResponse({ modelName: target.model, modelVersion: target.version, ...(request.id !== undefined ? { id: request.id } : {}), outputs });
-    return { response, arm: armOf(target) };
+    return encodeModelInferResponse({ modelName: target.model, modelVersion: target.version, ...(request.id !== undefined ? { id: request.id } : {}), outputs });
+  }
+
+  /**
+   * One request of ModelStreamInfer to a decoupled model, generated by the LlmService. With `stream`
+   * true every piece of text is a response with `triton_final_response` false, and the last one
+   * says true: an extra empty response when the request asked for
+   * `triton_enable_empty_final_response`, else the last piece itself (so each piece waits for the
+   * next before it is sent). With `stream` false (the vLLM backend's default) one response carries
+   * the whole text, the prompt first unless `exclude_input_in_output`. A failure after pieces went
+   * out is thrown after the pieces held back, for the caller to answer in the stream.
+   */
+  private async generateOne(message: GrpcModelInferRequest, target: Target, signal: CancelSignal, write: StreamWrite): Promise<void> {
+    const { body, emptyFinal } = generateRequestFromGrpc(decodeModelInferRequest(message));
+    const parsed = parseGenerateRequest(body, target.model);
+    const piece = (text: string | undefined, final: boolean): StreamReply => ({
+      error_message: '',
+      infer_response: encodeGeneratedPiece({ modelName: target.model, modelVersion: target.version, id: parsed.id ?? '', text, final }),
+    });
+    const events = this.options.llm.generate(target, parsed.request, signal);
+    if (!parsed.stream) {
+      let text = parsed.excludeInput ? '' : parsed.prompt;
+      for await (const event of events) text += event.text;
+      write(piece(text, true));
+      return;
+    }
+    let held: string | undefined;
+    try {
+      for await (const event of events) {
+        if (event.text === '') continue;
+        if (emptyFinal) write(piece(event.text, false));
+        else {
+          if (held !== undefined) write(piece(held, false));
+          held = event.text;
+        }
+      }
+    } catch (err) {
+      if (held !== undefined) write(piece(held, false));
+      throw err;
+    }
+    // Nothing generated and no empty final asked for: still one response that ends the request.
+    write(piece(emptyFinal ? undefined : held, true));
   }
 
   private modelInfer(): grpc.handleUnaryCall<GrpcModelInferRequest, GrpcModelInferResponse> {
     return (call, callback) => {
       const gone = new CancelSource();
       call.once('cancelled', () => gone.cancel());
-      this.inferOne(call.request, call.metadata, gone).then(
-        ({ response, arm }) => {
+      const run = async (): Promise<{ response: GrpcModelInferResponse; target: Target }> => {
+        const target = this.resolve(call.request, call.metadata);
+        return { response: await this.inferOne(call.request, target, gone), target };
+      };
+      run().then(
+        ({ response, target }) => {
           if (call.cancelled) return;
           const headers = new grpc.Metadata();
-          headers.set(ARM_HEADER, arm);
+          headers.set(ARM_HEADER, armOf(target));
           call.sendMetadata(headers);
           callback(null, response);
         },
@@ -182,12 +250,13 @@ export class GrpcServer {
 
   /**
    * Every request of the stream runs as it arrives (so they batch with each other and with other
-   * clients' requests); each gets one ModelStreamInferResponse, in completion order, carrying its
-   * `id`. A failed request is answered in the stream (`error_message`) and the stream goes on. The
-   * stream ends after the client half-closes and every request is answered; a cancelled stream
-   * cancels what it still has queued.
+   * clients' requests). A request to a tensor model gets one ModelStreamInferResponse, one to a
+   * decoupled model one per generated piece (generateOne); responses go out in completion order,
+   * each carrying its request's `id`. A failed request is answered in the stream (`error_message`)
+   * and the stream goes on. The stream ends after the client half-closes and every request is
+   * answered; a cancelled stream cancels what it still has queued and stops its generations.
    */
-  private modelStreamInfer(): grpc.handleBidiStreamingCall<GrpcModelInferRequest, unknown> {
+  private modelStreamInfer(): grpc.handleBidiStreamingCall<GrpcModelInferRequest, StreamReply> {
     return (call) => {
       const gone = new CancelSource();
       let inflight = 0;
@@ -198,6 +267,9 @@ export class GrpcServer {
         finished = true;
         if (!call.cancelled) call.end();
       };
+      const write: StreamWrite = (reply) => {
+        if (!call.cancelled && !call.destroyed) call.write(reply);
+      };
       call.once('cancelled', () => {
         finished = true;
         gone.cancel();
@@ -205,21 +277,21 @@ export class GrpcServer {
       call.on('error', () => gone.cancel());
       call.on('data', (message: GrpcModelInferRequest) => {
         inflight++;
-        const finalFlag: Record<string, GrpcInferParameter> = { triton_final_response: { bool_param: true } };
-        this.inferOne(message, call.metadata, gone)
-          .then(
-            ({ response }) => ({ error_message: '', infer_response: { ...response, parameters: { ...response.parameters, ...finalFlag } } }),
-            (err: unknown) => {
-              const error = toInferneoError(err);
-              if (error.code === ErrorCode.INTERNAL) this.options.onInternalError?.(error, 'ModelStreamInfer');
-              return {
-                error_message: error.message,
-                infer_response: { model_name: message.model_name ?? '', model_version: message.model_version ?? '', id: message.id ?? '', parameters: finalFlag },
-              };
-            },
-          )
-          .then((reply) => {
-            if (!call.cancelled && !call.destroyed) call.write(reply);
+        const finalFlag: Record<string, GrpcInferParameter> = { [FINAL_PARAMETER]: { bool_param: true } };
+        Promise.resolve()
+          .then(async () => {
+            const target = this.resolve(message, call.metadata);
+            if (this.options.llm.isLlm(target.model)) return this.generateOne(message, target, gone, write);
+            const response = await this.inferOne(message, target, gone);
+            write({ error_message: '', infer_response: { ...response, parameters: { ...response.parameters, ...finalFlag } } });
+          })
+          .catch((err: unknown) => {
+            const error = toInferneoError(err);
+            if (error.code === ErrorCode.INTERNAL) this.options.onInternalError?.(error, 'ModelStreamInfer');
+            write({
+              error_message: error.message,
+              infer_response: { model_name: message.model_name ?? '', model_version: message.model_version ?? '', id: message.id ?? '', parameters: finalFlag },
+            });
           })
           .finally(() => {
             inflight--;
