@@ -2,16 +2,19 @@
 
 The same checks as over HTTP, through Triton's own gRPC stubs: tensors travel as
 `raw_input_contents` / `raw_output_contents`, errors as gRPC status codes, and the streaming RPC
-(`ModelStreamInfer`) answers every request on the one stream.
+(`ModelStreamInfer`) answers every request on the one stream, and streams an LLM's text piece by
+piece as Triton's vLLM backend does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
+import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -341,3 +344,97 @@ class TestRoutes:
         finally:
             status, body = inferneo.admin("DELETE", f"/routes/{route}")
             assert status in (200, 204), body
+
+
+def llm_inputs(prompt: str, stream: bool) -> list[grpcclient.InferInput]:
+    """`text_input` and `stream`, the inputs of Triton's vLLM backend that smollm2 declares too."""
+    text = grpcclient.InferInput("text_input", [1], "BYTES")
+    text.set_data_from_numpy(np.array([prompt.encode()], dtype=np.object_))
+    flag = grpcclient.InferInput("stream", [1], "BOOL")
+    flag.set_data_from_numpy(np.array([stream], dtype=bool))
+    return [text, flag]
+
+
+def http_generate(inferneo: Inferneo, body: dict[str, Any]) -> str:
+    """What Inferneo's HTTP generate answers: the text gRPC must stream."""
+    request = urllib.request.Request(
+        f"http://{inferneo.http_url}/v2/models/smollm2/generate",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        text: str = json.loads(response.read())["text_output"]
+        return text
+
+
+class TestLlmStream:
+    """SmolLM2 (loaded on first use) through tritonclient's streaming API, as with Triton + vLLM."""
+
+    PROMPT = "The capital of France is"
+    SAMPLING: ClassVar[dict[str, Any]] = {"max_tokens": 8, "temperature": 0.0}
+
+    def _stream(
+        self, client: grpcclient.InferenceServerClient, stream: bool, empty_final: bool
+    ) -> list[Any]:
+        """One request on a fresh stream; the results up to the one marked final."""
+        done: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        client.start_stream(callback=lambda result, error: done.put((result, error)))
+        try:
+            client.async_stream_infer(
+                "smollm2",
+                llm_inputs(self.PROMPT, stream),
+                request_id="llm-1",
+                outputs=[grpcclient.InferRequestedOutput("text_output")],
+                parameters=self.SAMPLING,
+                enable_empty_final_response=empty_final,
+            )
+            results = []
+            while True:
+                result, error = done.get(timeout=60)
+                assert error is None, error
+                results.append(result)
+                if result.get_response().parameters["triton_final_response"].bool_param:
+                    return results
+        finally:
+            client.stop_stream()
+
+    @staticmethod
+    def _text(result: Any) -> str:
+        out = result.as_numpy("text_output")
+        return "" if out is None else "".join(b.decode() for b in out)
+
+    def test_streams_pieces_then_an_empty_final_response(
+        self, inferneo: Inferneo, client: grpcclient.InferenceServerClient
+    ) -> None:
+        expected = http_generate(
+            inferneo,
+            {
+                "text_input": self.PROMPT,
+                "exclude_input_in_output": True,
+                "parameters": self.SAMPLING,
+            },
+        )
+        results = self._stream(client, stream=True, empty_final=True)
+        assert len(results) >= 3
+        for r in results:
+            response = r.get_response()
+            assert (response.model_name, response.id) == ("smollm2", "llm-1")
+        assert len(results[-1].get_response().outputs) == 0
+        assert "".join(self._text(r) for r in results[:-1]) == expected
+        assert expected.startswith(" Paris")
+
+        # Without the empty final response, the last piece says it is the last.
+        pieces = self._stream(client, stream=True, empty_final=False)
+        assert "".join(self._text(r) for r in pieces) == expected
+        assert len(pieces[-1].get_response().outputs) == 1
+
+    def test_stream_false_answers_once_and_infer_is_refused(
+        self, client: grpcclient.InferenceServerClient
+    ) -> None:
+        [whole] = self._stream(client, stream=False, empty_final=True)
+        assert self._text(whole).startswith(self.PROMPT + " Paris")
+        with pytest.raises(InferenceServerException) as caught:
+            client.infer("smollm2", llm_inputs(self.PROMPT, False))
+        assert caught.value.status() == "StatusCode.UNIMPLEMENTED"
+        assert "decoupled transaction policy" in caught.value.message()
