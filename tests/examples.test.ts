@@ -38,6 +38,25 @@ describe('examples (real workers)', function () {
     assert.match(stdout, /^route assistant: alice→\w+ bob→\w+ carol→\w+ alice→\w+ \(alice twice: same arm: true\)$/m);
   });
 
+  it('examples/ab-hot-swap.mjs', async () => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, 'examples', 'ab-hot-swap.mjs'), '--url', stack.url, '--token', 'test-admin-token']);
+    const split = /^ab-demo: 1000 users → (.*)$/m.exec(stdout)?.[1] ?? '';
+    const stable = Number(/stable (\d+)/.exec(split)?.[1]);
+    const candidate = Number(/candidate (\d+)/.exec(split)?.[1]);
+    assert.equal(stable + candidate, 1000, split);
+    assert.ok(stable > 800 && candidate > 40, `a 90/10 split of 1000 users, got ${split}`);
+    assert.match(stdout, /^sticky: the same 100 users again got the same arm: true$/m);
+    const arms = [...stdout.matchAll(/^ {2}arm (\w+) \(classifier v(\d), weight (\d+)\): (\d+) requests, (\d+) errors/gm)];
+    assert.deepEqual(arms.map((m) => [m[1], m[2], m[3]]), [['stable', '1', '90'], ['candidate', '2', '10']]);
+    assert.equal(arms.reduce((n, m) => n + Number(m[4]), 0), 1100, 'every request counted in its arm');
+    assert.ok(arms.every((m) => m[5] === '0'));
+    assert.match(stdout, /^swap-demo: \d+ requests during the swap, 0 failed$/m);
+    assert.match(stdout, /^answers: v1 first, v2 last; \d+ by v1, \d+ by v2$/m);
+    assert.match(stdout, /answers switched from v1 to v2$/m);
+    assert.match(stdout, /^cleaned up: routes deleted, classifier v1 loaded again$/m);
+    assert.equal(stack.registry.version('classifier', '1').state, 'ready');
+  });
+
   it('examples/basic_inference.py', async () => {
     const { stdout } = await run(VENV_PYTHON, [path.join(ROOT, 'examples', 'basic_inference.py'), '--url', stack.url]);
     assert.match(stdout, /classifier v1: labels \[.*\]; matches local ONNX Runtime: True/);
