@@ -321,6 +321,9 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     assert.match(String(first.header['error']), new RegExp(`Triton endpoint ${triton.httpUrl.replace(/[.]/g, '\\.')} is unavailable \\(circuit open`));
     assert.match(String(first.header['error']), /ECONNREFUSED/);
     assert.equal(stack.triton!.endpointStates()[0]!.state, 'open');
+    const scraped = await (await fetch(`${stack.url}/metrics`)).text();
+    const series = `inferneo_triton_endpoint_circuit_state{endpoint="${stack.triton!.endpointStates()[0]!.endpoint}",state="open"} 1`;
+    assert.ok(scraped.includes(series), `/metrics has ${series}`);
 
     // While it is open, requests fail at once, with the same reason.
     t = performance.now();

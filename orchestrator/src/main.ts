@@ -15,6 +15,7 @@ import { LlmMetrics } from './llm/llm-metrics.js';
 import { LlmService } from './llm/llm-service.js';
 import { TritonGenerate } from './llm/triton-generate.js';
 import { createMetricsRegistry } from './metrics/metrics.js';
+import { registerTritonMetrics } from './backends/triton/triton-metrics.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { RegistryStore } from './registry/registry-store.js';
 import { CanaryController } from './routing/canary-controller.js';
@@ -196,6 +197,7 @@ export async function startInferneo(config: InferneoConfig): Promise<InferneoSer
       if (everywhere) void registry.noteEvicted(model, version, reason);
     });
     const metrics = createMetricsRegistry();
+    if (triton !== undefined) registerTritonMetrics(metrics, () => triton!.endpointStates());
     const router = new Router(registry, store, new RouteStats(metrics));
     const stats = new InferenceStats(metrics);
     const scheduler = new Scheduler(backends, { stats, batching: config.scheduling.batching });
