@@ -324,6 +324,9 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     const scraped = await (await fetch(`${stack.url}/metrics`)).text();
     const series = `inferneo_triton_endpoint_circuit_state{endpoint="${stack.triton!.endpointStates()[0]!.endpoint}",state="open"} 1`;
     assert.ok(scraped.includes(series), `/metrics has ${series}`);
+    // Model readiness says so (Triton's protocol: 400 = not ready); the server as a whole stays ready.
+    assert.equal((await fetch(`${stack.url}/v2/models/tri_mlp/ready`)).status, 400);
+    assert.equal((await fetch(`${stack.url}/v2/health/ready`)).status, 200);
 
     // While it is open, requests fail at once, with the same reason.
     t = performance.now();
@@ -374,5 +377,6 @@ describe('Triton backend (real tritonserver, real workers)', function () {
     });
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal(stack.triton!.endpointStates()[0]!.state, 'closed');
+    assert.equal((await fetch(`${stack.url}/v2/models/tri_mlp/ready`)).status, 200);
   });
 });

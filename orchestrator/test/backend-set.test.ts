@@ -89,6 +89,17 @@ describe('backend-set', () => {
     assert.equal(new BackendSet({ python }, kindOf).inflightLimit('tri', '1', 3), 3);
   });
 
+  it("asks the version's backend whether it is available now, falling back to isServing", async () => {
+    const python = new Recorder('python');
+    const triton = Object.assign(new Recorder('triton'), { isAvailable: () => false });
+    const set = new BackendSet({ python, triton }, kindOf);
+    await set.load('py', '1');
+    await set.load('tri', '1');
+    assert.ok(set.isAvailable('py', '1') && !set.isAvailable('py', '2'));
+    assert.ok(!set.isAvailable('tri', '1'));
+    assert.ok(!new BackendSet({ python }, kindOf).isAvailable('tri', '1'));
+  });
+
   it('fails versions of a kind that is not configured with UNAVAILABLE and a hint', async () => {
     const set = new BackendSet({ python: new Recorder('python'), triton: undefined }, kindOf);
     await assert.rejects(set.load('tri', '1'), (err: InferneoError) => err.code === ErrorCode.UNAVAILABLE && /served by the triton backend, which is not configured \(set triton.endpoints/.test(err.message));

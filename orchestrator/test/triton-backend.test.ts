@@ -307,6 +307,7 @@ describe('triton-backend', () => {
     it('opens the circuit after N consecutive failures: calls then fail fast with 503 naming the endpoint and the last error', async () => {
       const { backend, clients, clock } = setup();
       await backend.load('m', '1');
+      assert.ok(backend.isAvailable('m', '1') && !backend.isAvailable('m', '2'));
       clients[0]!.down = true;
       const first = await rejection(drive(clock, backend.infer('m', '1', [{ inputs: [rows(1)] }])));
       assert.equal(first.code, ErrorCode.UNAVAILABLE);
@@ -317,8 +318,10 @@ describe('triton-backend', () => {
       assert.equal(fast.code, ErrorCode.UNAVAILABLE);
       assert.match(fast.message, /circuit open/);
       assert.equal(clients[0]!.calls.length, calls, 'no call reached the endpoint');
-      // Still loaded as far as the registry is concerned: requests get UNAVAILABLE, not a reload.
+      // Still loaded as far as the registry is concerned: requests get UNAVAILABLE, not a reload;
+      // but not available, so the model-ready endpoints say not ready.
       assert.ok(backend.isServing('m', '1'));
+      assert.ok(!backend.isAvailable('m', '1'));
       // Loads fail fast too.
       assert.equal((await rejection(backend.load('m', '2'))).code, ErrorCode.UNAVAILABLE);
     });

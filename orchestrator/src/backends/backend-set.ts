@@ -45,6 +45,12 @@ export class BackendSet implements Backend {
     return this.backends[this.kindOf(model, version)]?.isServing(model, version) === true;
   }
 
+  isAvailable(model: string, version: string): boolean {
+    const backend = this.backends[this.kindOf(model, version)];
+    if (backend === undefined) return false;
+    return backend.isAvailable?.(model, version) ?? backend.isServing(model, version);
+  }
+
   loadedVersions(): { model: string; version: string }[] {
     return this.all.flatMap((b) => b.loadedVersions());
   }

@@ -58,6 +58,12 @@ export interface Backend {
   unload(model: string, version: string): Promise<void>;
   /** Whether a request for this version could be dispatched now. */
   isServing(model: string, version: string): boolean;
+  /**
+   * Whether a call for a loaded version could reach a host right now (for readiness): false while
+   * every host holding it is known to be down, e.g. each Triton endpoint's circuit is open.
+   * @defaultValue isServing
+   */
+  isAvailable?(model: string, version: string): boolean;
   /** The versions loaded on at least one host. */
   loadedVersions(): { model: string; version: string }[];
   /**

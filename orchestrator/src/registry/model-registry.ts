@@ -172,6 +172,17 @@ export class ModelRegistry {
   }
 
   /**
+   * Whether a model (version) is ready and its backend can reach a host for it right now — what
+   * Triton's model-ready endpoints answer. A version behind a Triton whose circuits are open is
+   * ready (loaded, it comes back by itself) but not available.
+   */
+  isAvailable(name: string, version?: string): boolean {
+    const available = (v: string): boolean => this.backend.isAvailable?.(name, v) ?? true;
+    if (version !== undefined) return this.isReady(name, version) && available(version);
+    return this.store.versions(name).some((v) => this.isReady(name, v.version) && available(v.version));
+  }
+
+  /**
    * The version that serves a request naming `name` (and maybe a version): the named one, else
    * the highest ready one, else the highest one that can be loaded on demand. Throws NOT_FOUND, or
    * MODEL_NOT_READY with every version's state when none can serve.

@@ -141,9 +141,9 @@ export class InferenceService {
     const route = version === undefined ? this.router.find(name) : undefined;
     if (route === undefined) {
       this.describe(name, version);
-      return this.registry.isReady(name, version);
+      return this.registry.isAvailable(name, version);
     }
-    return route.arms.some((a) => a.weight > 0 && this.registry.isReady(a.model, a.version));
+    return route.arms.some((a) => a.weight > 0 && this.registry.isAvailable(a.model, a.version));
   }
 
   /** Triton's statistics of one model (or every model), one entry per version. */

@@ -199,6 +199,11 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
     return this.wanted.get(model)?.has(version) === true && this.endpoints.some((e) => e.holds(model, version));
   }
 
+  /** Loaded, and some endpoint holding it lets calls through (its circuit is not open). */
+  isAvailable(model: string, version: string): boolean {
+    return this.isServing(model, version) && this.endpoints.some((e) => e.holds(model, version) && e.breaker.allowsCalls);
+  }
+
   loadedVersions(): { model: string; version: string }[] {
     const out: { model: string; version: string }[] = [];
     for (const [model, versions] of this.wanted) {
