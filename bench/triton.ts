@@ -14,7 +14,8 @@
 import { rmSync } from 'node:fs';
 import { buildTritonRepository } from '../tests/support/triton-repository.js';
 import { startTriton, type TritonServer } from '../tests/support/triton-server.js';
-import { arg, childPids, cpuSeconds, freePort, grpcInferCaller, httpInferCaller, machine, type ModelSpec, peakRssMb, startOrchestrator, writeResults } from './harness.js';
+import { freePort } from '../tests/support/free-port.js';
+import { arg, childPids, cpuSeconds, grpcInferCaller, httpInferCaller, machine, type ModelSpec, peakRssMb, startOrchestrator, writeResults } from './harness.js';
 import { closedLoop, type LatencySummary } from './stats.js';
 
 const durationMs = Number(arg('duration-ms', '4000'));

@@ -11,8 +11,9 @@ import {
   UnavailableError,
 } from '../../errors.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import { concatRows, splitRows, type Tensor } from '../../protocol/tensor.js';
+import type { Tensor } from '../../protocol/tensor.js';
 import type { CancelSignal } from '../../scheduling/cancel-signal.js';
+import { type MergedBatch, mergeRequests, splitOutputs } from '../batch-merge.js';
 import type { Backend, BackendRequest, BackendResponse, LoadedVersion, TensorSignature } from '../backend.js';
 import type { FinishReason, GenerateRequest, GenerationEvent, GenerationInfo, TextGenerator } from '../generation.js';
 import { AsyncQueue } from './async-queue.js';
@@ -189,10 +190,9 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
       else session.inflightByVersion.delete(key);
     }
     if (whole !== undefined) {
-      const outputs = ((reply['batch'] as { outputs?: unknown } | undefined)?.outputs ?? []) as unknown[];
+      const outputs = (reply['batch'] as { outputs?: unknown } | undefined)?.outputs;
       if (!Array.isArray(outputs)) throw new InferneoError(ErrorCode.INTERNAL, `worker ${session.id} answered a batch without outputs`);
-      const pieces = outputs.map((o) => splitRows(toTensor(o), whole.rows));
-      return requests.map((_, i) => ({ outputs: pieces.map((p) => p[i]!) }));
+      return splitOutputs(outputs.map(toTensor), whole.rows);
     }
     const responses = reply['responses'];
     if (!Array.isArray(responses) || responses.length !== requests.length) {
@@ -270,29 +270,14 @@ export class PythonBackend extends EventEmitter<PythonBackendEvents> implements 
   }
 
   /**
-   * The whole-batch form of a call (one tensor per input, rows per request) when it applies: more
-   * than one request to a batching, non-Python model whose requests share their inputs' names and
-   * outputs (the batcher's shape key guarantees the dimensions). It spares the worker per-request
-   * work; Python models keep the per-request form so that one bad request fails alone.
+   * The whole-batch form of a call (one tensor per input, rows per request) for more than one
+   * request to a batching, non-Python model. It spares the worker per-request work; Python models
+   * keep the per-request form so that one bad request fails alone.
    */
-  private wholeBatch(key: string, requests: BackendRequest[]): { inputs: Tensor[]; rows: number[]; outputs: string[] } | undefined {
+  private wholeBatch(key: string, requests: BackendRequest[]): MergedBatch | undefined {
     const loaded = this.versions.get(key);
-    if (requests.length < 2 || loaded === undefined || loaded.maxBatchSize <= 0 || loaded.backend === 'python') return undefined;
-    const first = requests[0]!;
-    const outputs = first.outputs ?? [];
-    const names = first.inputs.map((t) => t.name);
-    const columns: Tensor[][] = names.map(() => []);
-    const rows: number[] = [];
-    for (const r of requests) {
-      if (r.inputs.length !== names.length || (r.outputs ?? []).join('\u0000') !== outputs.join('\u0000')) return undefined;
-      for (let i = 0; i < names.length; i++) {
-        const t = r.inputs[i]!.name === names[i] ? r.inputs[i] : r.inputs.find((x) => x.name === names[i]);
-        if (t === undefined) return undefined;
-        columns[i]!.push(t);
-      }
-      rows.push(r.inputs[0]!.shape[0] ?? 1);
-    }
-    return { inputs: columns.map(concatRows), rows, outputs };
+    if (loaded === undefined || loaded.maxBatchSize <= 0 || loaded.backend === 'python') return undefined;
+    return mergeRequests(requests);
   }
 
   async close(): Promise<void> {

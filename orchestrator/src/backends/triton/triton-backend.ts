@@ -9,9 +9,10 @@ import {
   UnavailableError,
 } from '../../errors.js';
 import { datatypeFromConfigType } from '../../protocol/datatypes.js';
-import { concatRows, splitRows, type Tensor } from '../../protocol/tensor.js';
+import type { Tensor } from '../../protocol/tensor.js';
 import { type Clock, systemClock } from '../../scheduling/clock.js';
 import type { Backend, BackendRequest, BackendResponse, LoadedVersion, RemoteModel, TensorSignature } from '../backend.js';
+import { type MergedBatch, mergeRequests, splitOutputs } from '../batch-merge.js';
 import { backoffDelay, sleep } from './backoff.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { TritonGrpcClient } from './client-grpc.js';
@@ -217,9 +218,7 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
     const merged = this.merge(model, requests);
     if (merged !== undefined) {
       try {
-        const outputs = await this.call(model, version, merged.call);
-        const pieces = outputs.map((o) => splitRows(o, merged.rows));
-        return requests.map((_, i) => ({ outputs: pieces.map((p) => p[i]!) }));
+        return splitOutputs(await this.call(model, version, { inputs: merged.inputs, outputs: merged.outputs }), merged.rows);
       } catch (err) {
         const error = toInferneoError(err);
         // A request-level failure (bad data, an exception in the model) is run again request by
@@ -273,27 +272,10 @@ export class TritonBackend extends EventEmitter<TritonBackendEvents> implements 
 
   // -- inference ----------------------------------------------------------------------------------
 
-  /**
-   * The batch as one Triton request, when the model batches and the requests share their inputs'
-   * names and requested outputs (the batcher's shape key guarantees the other dimensions).
-   */
-  private merge(model: string, requests: BackendRequest[]): { call: TritonInferCall; rows: number[] } | undefined {
-    if (requests.length < 2 || Number(this.configs.get(model)?.['max_batch_size'] ?? 0) <= 0) return undefined;
-    const first = requests[0]!;
-    const outputs = first.outputs ?? [];
-    const names = first.inputs.map((t) => t.name);
-    const columns: Tensor[][] = names.map(() => []);
-    const rows: number[] = [];
-    for (const r of requests) {
-      if (r.inputs.length !== names.length || (r.outputs ?? []).join('\u0000') !== outputs.join('\u0000')) return undefined;
-      for (let i = 0; i < names.length; i++) {
-        const t = r.inputs[i]!.name === names[i] ? r.inputs[i] : r.inputs.find((x) => x.name === names[i]);
-        if (t === undefined) return undefined;
-        columns[i]!.push(t);
-      }
-      rows.push(r.inputs[0]!.shape[0] ?? 1);
-    }
-    return { call: { inputs: columns.map(concatRows), outputs }, rows };
+  /** The batch as one Triton request, when the model batches and the requests can be merged. */
+  private merge(model: string, requests: BackendRequest[]): MergedBatch | undefined {
+    if (Number(this.configs.get(model)?.['max_batch_size'] ?? 0) <= 0) return undefined;
+    return mergeRequests(requests);
   }
 
   /** One Triton inference call, with retries and the endpoints' circuits. */
