@@ -39,7 +39,7 @@ from ..errors import (
     ModelNotReadyError,
     UnsupportedError,
 )
-from ..model_config import ModelConfig, kserve_shape
+from ..model_config import ModelConfig
 from .generation import ChatMessage, FinishReason, GenerateRequest, GenerationSink, Usage
 from .runner import (
     BatchReport,
@@ -48,7 +48,6 @@ from .runner import (
     InferRequest,
     ModelMetadata,
     RunReport,
-    TensorSpec,
 )
 
 if TYPE_CHECKING:
@@ -228,19 +227,10 @@ class LlamaCppRunner:
         except BaseException:
             self.close()
             raise
-        self._metadata = ModelMetadata(
-            platform=config.platform or BACKEND,
-            backend=config.backend or BACKEND,
-            max_batch_size=config.max_batch_size,
-            inputs=tuple(
-                TensorSpec(t.name, t.datatype, tuple(kserve_shape(t.dims, config.max_batch_size)))
-                for t in config.input
-            ),
-            outputs=tuple(
-                TensorSpec(t.name, t.datatype, tuple(kserve_shape(t.dims, config.max_batch_size)))
-                for t in config.output
-            ),
-            generation=GenerationInfo(
+        self._metadata = ModelMetadata.from_config(
+            config,
+            BACKEND,
+            GenerationInfo(
                 context_length=self._engines[0].context_length,
                 max_sequences=settings.max_sequences * len(self._engines),
                 default_max_tokens=settings.default_max_tokens,

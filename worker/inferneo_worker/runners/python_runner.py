@@ -37,7 +37,7 @@ from ..errors import (
     UnsupportedError,
     WorkerError,
 )
-from ..model_config import ModelConfig, kserve_shape
+from ..model_config import ModelConfig
 from ..wire import datatype_of
 from . import pb_utils
 from ._validation import InputSpec, validate_batch, validate_request
@@ -48,7 +48,6 @@ from .runner import (
     InferResponse,
     ModelMetadata,
     RunReport,
-    TensorSpec,
 )
 
 BACKEND: Final = "python"
@@ -98,19 +97,7 @@ class PythonRunner:
             t.name: InputSpec(t.name, t.datatype, t.dims, t.optional) for t in config.input
         }
         self._outputs = tuple(t.name for t in config.output)
-        self._metadata = ModelMetadata(
-            platform=config.platform or BACKEND,
-            backend=config.backend or BACKEND,
-            max_batch_size=config.max_batch_size,
-            inputs=tuple(
-                TensorSpec(t.name, t.datatype, tuple(kserve_shape(t.dims, config.max_batch_size)))
-                for t in config.input
-            ),
-            outputs=tuple(
-                TensorSpec(t.name, t.datatype, tuple(kserve_shape(t.dims, config.max_batch_size)))
-                for t in config.output
-            ),
-        )
+        self._metadata = ModelMetadata.from_config(config, BACKEND)
         self._module_name = self._unique_module_name()
         module = self._import(model_file)
         model_class = getattr(module, "TritonPythonModel", None)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy.typing as npt
 
 from ..errors import WorkerError
+from ..model_config import ModelConfig, kserve_shape
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,27 @@ class ModelMetadata:
     outputs: tuple[TensorSpec, ...]
     generation: GenerationInfo | None = None
     """Set for decoupled text-generation models, which answer ``generate``."""
+
+    @classmethod
+    def from_config(
+        cls, config: ModelConfig, backend: str, generation: GenerationInfo | None = None
+    ) -> ModelMetadata:
+        """Metadata as the config declares it (``backend`` when the config names none)."""
+
+        def specs(tensors: Sequence[Any]) -> tuple[TensorSpec, ...]:
+            return tuple(
+                TensorSpec(t.name, t.datatype, tuple(kserve_shape(t.dims, config.max_batch_size)))
+                for t in tensors
+            )
+
+        return cls(
+            platform=config.platform or backend,
+            backend=config.backend or backend,
+            max_batch_size=config.max_batch_size,
+            inputs=specs(config.input),
+            outputs=specs(config.output),
+            generation=generation,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
