@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { decodeBytesElements, encodeBytesElements } from '../orchestrator/src/protocol/bytes-elements.js';
 import { inferenceClientConstructor } from '../orchestrator/src/protocol/grpc-proto.js';
+import { metric, workerInferences } from './support/llm.js';
 import { admin, startStack, waitFor } from './support/stack.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -41,21 +42,6 @@ function request(id: string, prompt: string, options: { stream?: boolean; exclud
 
 const text = (r: StreamResponse): string => (r.infer_response?.raw_output_contents ?? []).map((b) => decodeBytesElements(b, 'text_output')[0]!.toString()).join('');
 const final = (r: StreamResponse): boolean => r.infer_response?.parameters['triton_final_response']?.bool_param === true;
-
-/** smollm2's counters on every worker (a finished or cancelled sequence counts one inference). */
-async function workerInferences(stack: Stack): Promise<number> {
-  let total = 0;
-  for (const session of stack.pool.sessions()) {
-    const reply = await stack.pool.request(session, { type: 'stats' }, 5000);
-    for (const m of reply['models'] as { model: string; inference_count: number }[]) if (m.model === 'smollm2') total += m.inference_count;
-  }
-  return total;
-}
-
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((p) => l.includes(p)));
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 /**
  * Decoupled models over gRPC ModelStreamInfer, as Triton serves its vLLM backend: a @grpc/grpc-js

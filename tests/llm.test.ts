@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
+import { metric, workerInferences } from './support/llm.js';
 import { admin, startStack, waitFor } from './support/stack.js';
 
 /**
@@ -31,21 +32,6 @@ function curl(args: string[]): Promise<{ code: number; stdout: string }> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
   });
-}
-
-/** smollm2's counters on every worker (a finished or cancelled sequence counts one inference). */
-async function workerInferences(stack: Stack): Promise<number> {
-  let total = 0;
-  for (const session of stack.pool.sessions()) {
-    const reply = await stack.pool.request(session, { type: 'stats' }, 5000);
-    for (const m of reply['models'] as { model: string; inference_count: number }[]) if (m.model === 'smollm2') total += m.inference_count;
-  }
-  return total;
-}
-
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((p) => l.includes(p)));
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 describe('LLM serving: OpenAI /v1 and Triton generate (real workers, SmolLM2)', function () {
